@@ -1,0 +1,3 @@
+module github.com/gpunode/gpunode
+
+go 1.26.0
