@@ -35,7 +35,6 @@ func TestTwentyNodes(t *testing.T) {
 	}
 	t.Logf("%d nodes started in %v; routing tables%s", nodes, time.Since(start), rtSizes(all))
 
-
 	waitUntil(t, ctx, func() bool {
 		for _, n := range all {
 			if n.RoutingTableSize() < minRT {
