@@ -103,3 +103,28 @@ func TestDurationText(t *testing.T) {
 		t.Errorf("failed Set changed the value to %v", d)
 	}
 }
+
+// FuzzDuration: any text gives a non-negative duration that round-trips, or
+// ErrConfig and no change.
+func FuzzDuration(f *testing.F) {
+	for _, s := range []string{"90s", "1h2m3.5s", "0", "-1s", "", "1e9", "10x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d := Duration(42)
+		if err := d.UnmarshalText([]byte(s)); err != nil {
+			if !errors.Is(err, ErrConfig) || d != 42 {
+				t.Fatalf("UnmarshalText(%q) = %v, value %v", s, err, d)
+			}
+			return
+		}
+		if d < 0 {
+			t.Fatalf("UnmarshalText(%q) gave negative %v", s, d)
+		}
+		text, _ := d.MarshalText()
+		var back Duration
+		if err := back.UnmarshalText(text); err != nil || back != d {
+			t.Fatalf("round trip of %v: %v, %v", d, back, err)
+		}
+	})
+}

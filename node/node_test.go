@@ -46,7 +46,7 @@ func testConfig(bootstrap ...peer.AddrInfo) node.Config {
 	}
 }
 
-func newKey(t *testing.T) crypto.PrivKey {
+func newKey(t testing.TB) crypto.PrivKey {
 	t.Helper()
 	k, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
@@ -55,7 +55,7 @@ func newKey(t *testing.T) crypto.PrivKey {
 	return k
 }
 
-func start(t *testing.T, ctx context.Context, cfg node.Config) *node.Node {
+func start(t testing.TB, ctx context.Context, cfg node.Config) *node.Node {
 	t.Helper()
 	n, err := node.New(ctx, cfg, newKey(t))
 	if err != nil {
