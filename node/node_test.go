@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -398,6 +399,37 @@ func TestCheckFresh(t *testing.T) {
 		env := &protocol.Envelope{Timestamp: now.Add(tc.offset).UnixMilli()}
 		if got := node.CheckFresh(env, now, time.Minute, 5*time.Second); got != tc.want {
 			t.Errorf("CheckFresh(now%+v) = %v, want %v", tc.offset, got, tc.want)
+		}
+	}
+}
+
+// TestAllFeaturesQUIC: relay service and client, hole punching, explicit
+// resource limits and QUIC together start, and a second node reaches the
+// first over QUIC alone. (mDNS is left out: it multicasts beyond loopback.)
+func TestAllFeaturesQUIC(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := testConfig()
+	cfg.DisableQUIC = false
+	cfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	cfg.RelayService = true
+	cfg.RelayClient = true
+	cfg.Resources = node.ResourceConfig{MaxConns: 1000, MaxStreams: 4000, MaxMemoryMiB: 256}
+	a := start(t, ctx, cfg)
+
+	bcfg := testConfig(a.AddrInfo())
+	bcfg.DisableQUIC = false
+	bcfg.ListenAddrs = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	b := start(t, ctx, bcfg)
+	if !slices.Contains(b.RoutingTablePeers(), a.PeerID()) {
+		t.Fatalf("b's routing table %v lacks a", b.RoutingTablePeers())
+	}
+	conns := b.Host().Network().ConnsToPeer(a.PeerID())
+	if len(conns) == 0 {
+		t.Fatal("b not connected to a")
+	}
+	for _, c := range conns {
+		if !strings.Contains(c.RemoteMultiaddr().String(), "/quic-v1") {
+			t.Errorf("connection over %s, want QUIC", c.RemoteMultiaddr())
 		}
 	}
 }
