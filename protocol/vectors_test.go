@@ -138,15 +138,7 @@ func peerOf(t testing.TB, k crypto.PrivKey) peer.ID {
 	return id
 }
 
-func mustCID(t testing.TB, s string) CID {
-	c, err := ParseCID(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func valueCases(t testing.TB) []struct {
+func valueCases() []struct {
 	name string
 	v    vecValue
 } {
@@ -230,7 +222,7 @@ func buildVectors(t testing.TB) vectorFile {
 			{Name: "carol", Type: "secp256k1", Seed: hex.EncodeToString(seed("carol-secp256k1")), PeerID: peerOf(t, secp).String()},
 		},
 	}
-	for _, c := range valueCases(t) {
+	for _, c := range valueCases() {
 		b := MustMarshal(c.v)
 		diag, err := cbor.Diagnose(b)
 		if err != nil {
