@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 )
@@ -82,6 +83,7 @@ type Blockstore struct {
 	log               *slog.Logger
 	onCorrupt         func(cid.Cid, error)
 	gc                gcLock
+	shards            [256]atomic.Bool // shard directory known to exist
 }
 
 // NewBlockstore opens the block store whose files live under dir (created if
@@ -111,11 +113,6 @@ func NewBlockstore(db *DB, dir string, opts ...BlockstoreOption) (*Blockstore, e
 	if err := os.MkdirAll(b.tmpDir, 0o755); err != nil {
 		return nil, fmt.Errorf("storage: blockstore: %w", err)
 	}
-	for i := range 256 {
-		if err := os.MkdirAll(filepath.Join(b.blocksDir, fmt.Sprintf("%02x", i)), 0o755); err != nil {
-			return nil, fmt.Errorf("storage: blockstore: %w", err)
-		}
-	}
 	if b.sync {
 		if err := syncDir(b.blocksDir); err != nil {
 			return nil, fmt.Errorf("storage: blockstore: %w", err)
@@ -126,9 +123,31 @@ func NewBlockstore(db *DB, dir string, opts ...BlockstoreOption) (*Blockstore, e
 
 // path is where c's bytes live. c must have passed CheckCID.
 func (b *Blockstore) path(c cid.Cid) string {
+	return filepath.Join(b.blocksDir, fmt.Sprintf("%02x", shardOf(c)), c.String())
+}
+
+// shardOf is the first byte of c's sha2-256 digest.
+func shardOf(c cid.Cid) byte {
 	h := c.Hash()
-	shard := fmt.Sprintf("%02x", h[len(h)-32]) // first byte of the sha2-256 digest
-	return filepath.Join(b.blocksDir, shard, c.String())
+	return h[len(h)-32]
+}
+
+// ensureShard creates c's shard directory the first time it is needed.
+func (b *Blockstore) ensureShard(c cid.Cid) error {
+	i := shardOf(c)
+	if b.shards[i].Load() {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Join(b.blocksDir, fmt.Sprintf("%02x", i)), 0o755); err != nil {
+		return err
+	}
+	if b.sync {
+		if err := syncDir(b.blocksDir); err != nil {
+			return err
+		}
+	}
+	b.shards[i].Store(true)
+	return nil
 }
 
 // verify checks data against c, which must have passed CheckCID.
@@ -258,6 +277,9 @@ func (b *Blockstore) writeFile(c cid.Cid, data []byte) error {
 		err = cerr
 	}
 	final := b.path(c)
+	if err == nil {
+		err = b.ensureShard(c)
+	}
 	if err == nil {
 		err = os.Rename(tmp, final)
 	}
@@ -647,6 +669,9 @@ func (b *Blockstore) sweep(ctx context.Context) (int, error) {
 		}
 		dir := filepath.Join(b.blocksDir, fmt.Sprintf("%02x", i))
 		ents, err := os.ReadDir(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return removed, err
 		}
