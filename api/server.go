@@ -41,6 +41,8 @@ type Status struct {
 	ListenAddrs  []string `json:"listen_addrs"`
 	Peers        int      `json:"peers"`
 	RoutingTable int      `json:"routing_table"` // peers in the DHT routing table
+	// RoutingTablePeers lists the peer IDs in the DHT routing table.
+	RoutingTablePeers []string `json:"routing_table_peers"`
 	Version      string   `json:"version"`
 	// StartedAt is when the node started; the server derives Uptime from it.
 	StartedAt     time.Time `json:"started_at"`
