@@ -43,7 +43,7 @@ type Status struct {
 	RoutingTable int      `json:"routing_table"` // peers in the DHT routing table
 	// RoutingTablePeers lists the peer IDs in the DHT routing table.
 	RoutingTablePeers []string `json:"routing_table_peers"`
-	Version      string   `json:"version"`
+	Version           string   `json:"version"`
 	// StartedAt is when the node started; the server derives Uptime from it.
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
