@@ -15,10 +15,11 @@ import (
 const (
 	// TokenFile holds the bearer token for mutating calls, mode 0600.
 	TokenFile = "api.token"
-	// URLFile holds the base URL of the running server (e.g.
+	// AddrFile holds the base URL of the running server (e.g.
 	// http://127.0.0.1:8645), written at Start and removed at Shutdown, so
-	// the CLI finds a daemon listening on a configured or random port.
-	URLFile = "api.url"
+	// the CLI finds a daemon listening on a configured or random port. A
+	// bare host:port in it is read as http://host:port.
+	AddrFile = "api.addr"
 )
 
 // Token file errors.
@@ -107,14 +108,21 @@ func ReadToken(dataDir string) (string, error) {
 
 // ReadURL reads the base URL the running server of dataDir recorded.
 func ReadURL(dataDir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, URLFile))
+	b, err := os.ReadFile(filepath.Join(dataDir, AddrFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%w (is the daemon running with --home %s?)", ErrNoServer, dataDir)
 	}
 	if err != nil {
 		return "", fmt.Errorf("api: read URL: %w", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	u := strings.TrimSpace(string(b))
+	if u == "" {
+		return "", fmt.Errorf("%w: %s is empty", ErrNoServer, AddrFile)
+	}
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	return u, nil
 }
 
 // writeFileAtomic writes data to path through a temporary file and a rename.
