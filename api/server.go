@@ -41,7 +41,9 @@ type Status struct {
 	ListenAddrs  []string `json:"listen_addrs"`
 	Peers        int      `json:"peers"`
 	RoutingTable int      `json:"routing_table"` // peers in the DHT routing table
-	Version      string   `json:"version"`
+	// RoutingTablePeers lists the peer IDs in the DHT routing table.
+	RoutingTablePeers []string `json:"routing_table_peers"`
+	Version           string   `json:"version"`
 	// StartedAt is when the node started; the server derives Uptime from it.
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
