@@ -543,7 +543,7 @@ func TestEventsBadQuery(t *testing.T) {
 }
 
 // TestShutdownEndsStreams: an open event stream does not hold up Shutdown,
-// and api.addr is removed.
+// and api.url is removed.
 func TestShutdownEndsStreams(t *testing.T) {
 	dir := t.TempDir()
 	srv, err := New(&fakeBackend{}, WithAddr("127.0.0.1:0"), WithDataDir(dir), WithLogger(quietLogger()))
@@ -568,8 +568,8 @@ func TestShutdownEndsStreams(t *testing.T) {
 	}
 	for range ch { // closes when the server ends the stream
 	}
-	if _, err := os.Stat(filepath.Join(dir, AddrFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("api.addr after Shutdown: %v", err)
+	if _, err := os.Stat(filepath.Join(dir, URLFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("api.url after Shutdown: %v", err)
 	}
 	if _, err := ClientForDataDir(dir); !errors.Is(err, ErrNoServer) {
 		t.Errorf("ClientForDataDir after Shutdown: %v, want ErrNoServer", err)
@@ -582,14 +582,14 @@ func TestReadURLForms(t *testing.T) {
 		"http://127.0.0.1:8645\n": "http://127.0.0.1:8645",
 		"127.0.0.1:9000":          "http://127.0.0.1:9000",
 	} {
-		if err := os.WriteFile(filepath.Join(dir, AddrFile), []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, URLFile), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := ReadURL(dir); err != nil || got != want {
 			t.Errorf("ReadURL with %q = %q, %v; want %q", content, got, err, want)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(dir, AddrFile), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, URLFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ReadURL(dir); !errors.Is(err, ErrNoServer) {

@@ -43,7 +43,7 @@ func NewClient(baseURL, token string, opts ...ClientOption) (*Client, error) {
 }
 
 // ClientForDataDir makes a client for the daemon running on dataDir: its
-// URL from api.addr and its token from api.token.
+// URL from api.url and its token from api.token.
 func ClientForDataDir(dataDir string, opts ...ClientOption) (*Client, error) {
 	u, err := ReadURL(dataDir)
 	if err != nil {

@@ -21,7 +21,7 @@
 //	events.Publish("job.submitted", job) // from any goroutine; never blocks
 //
 // The CLI talks to a running daemon with ClientForDataDir(home), which reads
-// the address the server wrote to api.addr and the token from api.token.
+// the address the server wrote to api.url and the token from api.token.
 //
 // Routes:
 //

@@ -102,7 +102,7 @@ func WithAllowRemote(allow bool) Option {
 }
 
 // WithDataDir makes the server take its token from dataDir/api.token
-// (created on first start) and record its URL in dataDir/api.addr.
+// (created on first start) and record its URL in dataDir/api.url.
 func WithDataDir(dir string) Option {
 	return func(c *config) error {
 		if dir == "" {
@@ -431,7 +431,7 @@ func (s *Server) status(r *http.Request, _ struct{}) (Status, error) {
 }
 
 // Start listens on the configured address and serves in the background.
-// With a data dir it records the server's URL in api.addr.
+// With a data dir it records the server's URL in api.url.
 func (s *Server) Start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -449,7 +449,7 @@ func (s *Server) Start() error {
 	}
 	s.url = "http://" + l.Addr().String()
 	if s.cfg.dataDir != "" {
-		if err := writeFileAtomic(filepath.Join(s.cfg.dataDir, AddrFile), []byte(s.url+"\n"), 0o644); err != nil {
+		if err := writeFileAtomic(filepath.Join(s.cfg.dataDir, URLFile), []byte(s.url+"\n"), 0o644); err != nil {
 			l.Close()
 			return fmt.Errorf("api: record URL: %w", err)
 		}
@@ -491,7 +491,7 @@ func (s *Server) URL() string {
 }
 
 // Shutdown ends event streams, stops accepting requests, waits for the
-// others to finish (or ctx to end) and removes api.addr.
+// others to finish (or ctx to end) and removes api.url.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancelBase()
 	s.mu.Lock()
@@ -507,7 +507,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.cfg.dataDir != "" {
 		// Remove the URL file only if it is still ours: a newer daemon may
 		// have replaced it.
-		path := filepath.Join(s.cfg.dataDir, AddrFile)
+		path := filepath.Join(s.cfg.dataDir, URLFile)
 		if b, rerr := os.ReadFile(path); rerr == nil && strings.TrimSpace(string(b)) == url {
 			_ = os.Remove(path)
 		}

@@ -15,11 +15,11 @@ import (
 const (
 	// TokenFile holds the bearer token for mutating calls, mode 0600.
 	TokenFile = "api.token"
-	// AddrFile holds the base URL of the running server (e.g.
+	// URLFile holds the base URL of the running server (e.g.
 	// http://127.0.0.1:8645), written at Start and removed at Shutdown, so
 	// the CLI finds a daemon listening on a configured or random port. A
 	// bare host:port in it is read as http://host:port.
-	AddrFile = "api.addr"
+	URLFile = "api.url"
 )
 
 // Token file errors.
@@ -108,7 +108,7 @@ func ReadToken(dataDir string) (string, error) {
 
 // ReadURL reads the base URL the running server of dataDir recorded.
 func ReadURL(dataDir string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dataDir, AddrFile))
+	b, err := os.ReadFile(filepath.Join(dataDir, URLFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%w (is the daemon running with --home %s?)", ErrNoServer, dataDir)
 	}
@@ -117,7 +117,7 @@ func ReadURL(dataDir string) (string, error) {
 	}
 	u := strings.TrimSpace(string(b))
 	if u == "" {
-		return "", fmt.Errorf("%w: %s is empty", ErrNoServer, AddrFile)
+		return "", fmt.Errorf("%w: %s is empty", ErrNoServer, URLFile)
 	}
 	if !strings.Contains(u, "://") {
 		u = "http://" + u
