@@ -177,6 +177,12 @@ type node struct {
 
 // newNodes starts n connected mocknet peers, each with an exchange.
 func newNodes(t *testing.T, n int, opts ...Option) []*node {
+	return newNodesThen(t, n, nil, opts...)
+}
+
+// newNodesThen is newNodes with a hook run before the peers connect (to
+// start services that learn of peers as they connect).
+func newNodesThen(t *testing.T, n int, beforeConnect func([]*node), opts ...Option) []*node {
 	t.Helper()
 	mn := mocknet.New()
 	t.Cleanup(func() { _ = mn.Close() })
@@ -192,6 +198,9 @@ func newNodes(t *testing.T, n int, opts ...Option) []*node {
 			t.Fatal(err)
 		}
 		out = append(out, &node{h: h, bs: bs, ex: ex})
+	}
+	if beforeConnect != nil {
+		beforeConnect(out)
 	}
 	if err := mn.LinkAll(); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,11 @@ var transferSize = flag.String("transfer.size", "", "bytes moved by BenchmarkTra
 
 var transferOnly = flag.String("transfer.only", "", "run only this way of BenchmarkTransfer: exchange, raw or bitswap (for profiling)")
 
+var (
+	transferStreams = flag.Int("transfer.streams", 0, "exchange streams per peer (0: the exchange's default)")
+	transferWindow  = flag.Int("transfer.window", 0, "exchange blocks in flight per stream (0: the exchange's default)")
+)
+
 const chunkSize = 1 << 20
 
 func parseSize(s string) (int, error) {
@@ -287,7 +292,14 @@ func runExchange(b *testing.B, d *dataset) (wall, cpu time.Duration) {
 		b.Fatal(err)
 	}
 	defer sx.Close()
-	cx, err := exchange.New(exchange.NewHost(client, "bench"), dst, links)
+	var opts []exchange.Option
+	if *transferStreams > 0 {
+		opts = append(opts, exchange.WithStreamsPerPeer(*transferStreams))
+	}
+	if *transferWindow > 0 {
+		opts = append(opts, exchange.WithWindow(*transferWindow))
+	}
+	cx, err := exchange.New(exchange.NewHost(client, "bench"), dst, links, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
