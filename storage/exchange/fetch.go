@@ -275,23 +275,25 @@ func (f *fetch) done(ctx context.Context, p peer.ID, c cid.Cid, data []byte) err
 			return fmt.Errorf("exchange: links of %s: %w", c, err)
 		}
 	}
-	if err := f.discover(ctx, children); err != nil {
-		return err
-	}
+	// Count the block first: it is stored whatever happens next.
 	f.mu.Lock()
-	f.pending--
 	f.perPeer[p]++
 	f.prog.Blocks++
 	f.prog.Bytes += int64(len(data))
-	prog := f.prog
+	if f.fc.progress != nil {
+		f.fc.progress(f.prog) // under mu, so calls are serialized and in order
+	}
+	f.mu.Unlock()
+	// Children are queued before the block stops being pending, so pending
+	// cannot reach zero while part of the DAG is still unknown.
+	err := f.discover(ctx, children)
+	f.mu.Lock()
+	f.pending--
 	if f.pending == 0 {
 		f.broadcastLocked()
 	}
-	if f.fc.progress != nil {
-		f.fc.progress(prog) // under mu, so calls are serialized and in order
-	}
 	f.mu.Unlock()
-	return nil
+	return err
 }
 
 // lacks records that p does not have c and requeues it, failing the fetch
