@@ -97,7 +97,7 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithStreamsPerPeer sets how many streams a fetch opens to each peer
-// (default 4, at most 64). Several streams let the serving side read and
+// (default 2, at most 64). Several streams let the serving side read and
 // send blocks in parallel and the fetching side verify them in parallel.
 func WithStreamsPerPeer(n int) Option {
 	return func(c *config) error {
@@ -166,7 +166,7 @@ func New(h Host, bs Blockstore, links LinksFunc, opts ...Option) (*Exchange, err
 	}
 	cfg := config{
 		allow:          func(peer.ID, cid.Cid) bool { return true },
-		streamsPerPeer: 4,
+		streamsPerPeer: 2,
 		window:         4,
 		idleTimeout:    time.Minute,
 	}

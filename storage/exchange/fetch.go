@@ -352,11 +352,11 @@ func (f *fetch) dropPeerLocked(p peer.ID, bad bool, err error) {
 // runStream runs one stream to p: it keeps up to window blocks requested,
 // reads the responses in order, verifies and stores each block.
 func (f *fetch) runStream(ctx context.Context, p peer.ID) {
-	var inflight []cid.Cid
-	err := f.stream(ctx, p, &inflight)
+	var open openSet
+	err := f.stream(ctx, p, &open)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requeueLocked(inflight)
+	f.requeueLocked(open.list())
 	if err != nil && f.err == nil && ctx.Err() == nil { // ctx ends when the fetch or this peer is stopped
 		var pe peerError
 		bad := errors.As(err, &pe) && pe.bad
@@ -376,6 +376,36 @@ func (f *fetch) runStream(ctx context.Context, p peer.ID) {
 	f.checkStuckLocked()
 }
 
+// openSet holds the blocks a stream has requested and not yet stored, in
+// request order, so they can be handed to other streams if it fails.
+type openSet struct {
+	mu   sync.Mutex // guards cids
+	cids []cid.Cid
+}
+
+func (o *openSet) add(cs []cid.Cid) {
+	o.mu.Lock()
+	o.cids = append(o.cids, cs...)
+	o.mu.Unlock()
+}
+
+func (o *openSet) remove(c cid.Cid) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for i, x := range o.cids {
+		if x.Equals(c) {
+			o.cids = append(o.cids[:i], o.cids[i+1:]...)
+			return
+		}
+	}
+}
+
+func (o *openSet) list() []cid.Cid {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]cid.Cid(nil), o.cids...)
+}
+
 // peerError marks an error caused by the remote peer; bad means it broke
 // the protocol or sent a wrong block and should be penalised.
 type peerError struct {
@@ -388,24 +418,92 @@ func (e peerError) Unwrap() error { return e.err }
 
 var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20+1<<10); return &b }}
 
-func (f *fetch) stream(ctx context.Context, p peer.ID, inflight *[]cid.Cid) error {
+// received is a block read off a stream, waiting to be verified and stored.
+type received struct {
+	c   cid.Cid
+	buf *[]byte // from blockPool
+}
+
+// stream runs one stream to p. A reader (this goroutine) keeps up to window
+// blocks requested and reads responses in order; a second goroutine
+// verifies and stores them. Splitting the two keeps the muxer's receive
+// window draining while a block is hashed, so the sender never waits on
+// our hashing, and hashing on several streams runs in parallel.
+func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 	s, err := f.e.host.NewStream(ctx, p, ProtocolName)
 	if err != nil {
 		return peerError{err: err}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	defer func() { _ = s.Reset() }()
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
+
+	window := f.e.cfg.window
+	work := make(chan received, window)
+	var procErr error // set by the processor before it cancels ctx
+	var procWG sync.WaitGroup
+	procWG.Add(1)
+	go func() {
+		defer procWG.Done()
+		for item := range work {
+			if procErr != nil || ctx.Err() != nil {
+				blockPool.Put(item.buf)
+				continue
+			}
+			if err := f.store(ctx, p, item.c, *item.buf); err != nil {
+				procErr = err
+				cancel()
+			} else {
+				open.remove(item.c)
+			}
+			blockPool.Put(item.buf)
+		}
+	}()
+	err = f.read(ctx, p, s, open, work)
+	close(work)
+	procWG.Wait()
+	if procErr != nil {
+		return procErr
+	}
+	return err
+}
+
+// store verifies a received block, stores it and records it. A bad block
+// is the peer's fault; a store failure ends the whole fetch.
+func (f *fetch) store(ctx context.Context, p peer.ID, c cid.Cid, data []byte) error {
+	if err := verify(c, data); err != nil {
+		return peerError{err: err, bad: true}
+	}
+	if err := f.e.bs.Put(ctx, c, data); err != nil {
+		f.mu.Lock()
+		f.failLocked(fmt.Errorf("exchange: store %s: %w", c, err))
+		f.mu.Unlock()
+		return err
+	}
+	if err := f.done(ctx, p, c, data); err != nil {
+		f.mu.Lock()
+		f.failLocked(err)
+		f.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// read is a stream's reader loop; it returns nil when the fetch is done.
+func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *openSet, work chan<- received) error {
 	r := bufio.NewReaderSize(s, 32<<10)
 	w := bufio.NewWriterSize(s, 4<<10)
 	window := f.e.cfg.window
 	rootCID := protocol.NewCID(f.root)
+	var requested []cid.Cid // sent and not yet answered, in order
 	var hbuf []byte
 	for {
 		// Refill the window; block only when nothing is in flight.
-		if len(*inflight) <= window/2 {
-			wants, ok := f.take(ctx, p, window-len(*inflight), len(*inflight) == 0)
-			if !ok && len(*inflight) == 0 {
+		if len(requested) <= window/2 {
+			wants, ok := f.take(ctx, p, window-len(requested), len(requested) == 0)
+			if !ok && len(requested) == 0 {
 				return nil
 			}
 			if len(wants) > 0 {
@@ -413,7 +511,8 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, inflight *[]cid.Cid) erro
 				for i, c := range wants {
 					req.Wants[i] = protocol.NewCID(c)
 				}
-				*inflight = append(*inflight, wants...)
+				open.add(wants)
+				requested = append(requested, wants...)
 				body, err := EncodeRequest(&req)
 				if err != nil {
 					return err
@@ -426,7 +525,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, inflight *[]cid.Cid) erro
 				}
 			}
 		}
-		want := (*inflight)[0]
+		want := requested[0]
 		hb, err := readFrame(r, MaxHeaderSize, hbuf)
 		if err != nil {
 			return peerError{err: fmt.Errorf("read response: %w", noEOF(err)), bad: errors.Is(err, ErrTooLarge)}
@@ -442,7 +541,8 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, inflight *[]cid.Cid) erro
 			if !resp.CID.Equals(want) {
 				return peerError{err: fmt.Errorf("%w: answered %s for %s", ErrBadResponse, resp.CID, want), bad: true}
 			}
-			*inflight = (*inflight)[1:]
+			requested = requested[1:]
+			open.remove(want)
 			f.mu.Lock()
 			f.lacksLocked(p, want)
 			f.mu.Unlock()
@@ -456,35 +556,20 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, inflight *[]cid.Cid) erro
 			return peerError{err: fmt.Errorf("%w: sent %s for %s", ErrBadResponse, resp.CID, want), bad: true}
 		}
 		bp := blockPool.Get().(*[]byte)
-		buf := *bp
-		if uint64(cap(buf)) < resp.Size {
-			buf = make([]byte, resp.Size)
+		if uint64(cap(*bp)) < resp.Size {
+			*bp = make([]byte, resp.Size)
 		}
-		buf = buf[:resp.Size]
-		if _, err := io.ReadFull(r, buf); err != nil {
+		*bp = (*bp)[:resp.Size]
+		if _, err := io.ReadFull(r, *bp); err != nil {
 			blockPool.Put(bp)
 			return peerError{err: fmt.Errorf("read block %s: %w", want, noEOF(err))}
 		}
-		if err := verify(want, buf); err != nil {
+		requested = requested[1:]
+		select {
+		case work <- received{c: want, buf: bp}:
+		case <-ctx.Done():
 			blockPool.Put(bp)
-			return peerError{err: err, bad: true}
-		}
-		if err := f.e.bs.Put(ctx, want, buf); err != nil {
-			blockPool.Put(bp)
-			f.mu.Lock()
-			f.failLocked(fmt.Errorf("exchange: store %s: %w", want, err))
-			f.mu.Unlock()
-			return nil
-		}
-		*inflight = (*inflight)[1:]
-		err = f.done(ctx, p, want, buf)
-		*bp = buf[:0]
-		blockPool.Put(bp)
-		if err != nil {
-			f.mu.Lock()
-			f.failLocked(err)
-			f.mu.Unlock()
-			return nil
+			return ctx.Err()
 		}
 	}
 }
