@@ -68,6 +68,7 @@ type config struct {
 	window         int
 	idleTimeout    time.Duration
 	onBadPeer      func(peer.ID, error)
+	putVerifies    func(error) bool // non-nil: Put hashes; this tells its mismatch error
 }
 
 // Option configures an Exchange.
@@ -141,6 +142,21 @@ func WithIdleTimeout(d time.Duration) Option {
 func WithBadPeerHook(f func(peer.ID, error)) Option {
 	return func(c *config) error {
 		c.onBadPeer = f
+		return nil
+	}
+}
+
+// WithStoreVerifies says the block store's Put already checks data against
+// its CID, and isMismatch recognises the error it returns when it does not
+// match (for the real store: errors.Is(err, storage.ErrCIDMismatch)). The
+// exchange then skips its own hash of every received block, which would
+// hash each block twice. A mismatch still counts against the peer.
+func WithStoreVerifies(isMismatch func(error) bool) Option {
+	return func(c *config) error {
+		if isMismatch == nil {
+			return fmt.Errorf("exchange: nil mismatch test")
+		}
+		c.putVerifies = isMismatch
 		return nil
 	}
 }

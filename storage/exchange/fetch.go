@@ -473,10 +473,16 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 // store verifies a received block, stores it and records it. A bad block
 // is the peer's fault; a store failure ends the whole fetch.
 func (f *fetch) store(ctx context.Context, p peer.ID, c cid.Cid, data []byte) error {
-	if err := verify(c, data); err != nil {
-		return peerError{err: err, bad: true}
+	isMismatch := f.e.cfg.putVerifies
+	if isMismatch == nil {
+		if err := verify(c, data); err != nil {
+			return peerError{err: err, bad: true}
+		}
 	}
 	if err := f.e.bs.Put(ctx, c, data); err != nil {
+		if isMismatch != nil && isMismatch(err) {
+			return peerError{err: fmt.Errorf("%w: %v", ErrBadBlock, err), bad: true}
+		}
 		f.mu.Lock()
 		f.failLocked(fmt.Errorf("exchange: store %s: %w", c, err))
 		f.mu.Unlock()

@@ -37,7 +37,9 @@ func (n *diskNode) open(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := New(NewHost(n.h, testNet), bs, storage.Links)
+	ex, err := New(NewHost(n.h, testNet), bs, storage.Links, WithStoreVerifies(func(err error) bool {
+		return errors.Is(err, storage.ErrCIDMismatch)
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +200,41 @@ func TestDiskStoreCorruptFileNotServed(t *testing.T) {
 	}
 	if st.PerPeer[b.h.ID()] < int64(corrupted) {
 		t.Errorf("honest server sent %d blocks; want at least the %d corrupted on the other", st.PerPeer[b.h.ID()], corrupted)
+	}
+}
+
+// lyingStore serves corrupted chunks past the real store's verified read.
+type lyingStore struct{ *storage.Blockstore }
+
+func (l lyingStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	b, err := l.Blockstore.Get(ctx, c)
+	if err == nil && c.Prefix().Codec == cid.Raw {
+		b[len(b)/3] ^= 0x10
+	}
+	return b, err
+}
+
+// TestDiskStoreLiarDetectedByPut: with the store doing the verification
+// (WithStoreVerifies), a peer sending bad chunks is still caught, penalised
+// and bypassed, and nothing bad is stored.
+func TestDiskStoreLiarDetectedByPut(t *testing.T) {
+	ns := newDiskNodes(t, 3)
+	liar, honest, fetcher := ns[0], ns[1], ns[2]
+	data, root := importRandom(t, 1<<20, liar, honest)
+	_ = liar.ex.Close()
+	lx, err := New(NewHost(liar.h, testNet), lyingStore{liar.bs}, storage.Links)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liar.ex = lx
+	st, err := fetcher.ex.Fetch(testCtx(t), root, diskIDs(liar, honest))
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if len(st.BadPeers) != 1 || st.BadPeers[0] != liar.h.ID() || fetcher.ex.Penalty(liar.h.ID()) != 1 {
+		t.Errorf("bad peers %v, liar penalty %d; want the liar once", st.BadPeers, fetcher.ex.Penalty(liar.h.ID()))
+	}
+	if got := exportSum(t, fetcher, root); got != sha256.Sum256(data) {
+		t.Fatal("exported file differs from the original")
 	}
 }

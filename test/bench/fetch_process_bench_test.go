@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -141,7 +142,8 @@ func fetchFromProcess(b *testing.B, size int) time.Duration {
 		b.Fatal(err)
 	}
 	defer h.Close()
-	ex, err := exchange.New(exchange.NewHost(h, "bench"), bs, storage.Links)
+	ex, err := exchange.New(exchange.NewHost(h, "bench"), bs, storage.Links,
+		exchange.WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }))
 	if err != nil {
 		b.Fatal(err)
 	}
