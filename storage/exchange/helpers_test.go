@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +19,10 @@ import (
 )
 
 const testNet = "devnet"
+
+// quietLog drops the exchange's logs: tests check outcomes, and servers
+// may still log after a test has ended.
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var errMemNotFound = errors.New("memstore: not found")
 
@@ -193,7 +199,7 @@ func newNodesThen(t *testing.T, n int, beforeConnect func([]*node), opts ...Opti
 			t.Fatal(err)
 		}
 		bs := newMemStore()
-		ex, err := New(NewHost(h, testNet), bs, testLinks, opts...)
+		ex, err := New(NewHost(h, testNet), bs, testLinks, append([]Option{WithLogger(quietLog)}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}

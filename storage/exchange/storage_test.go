@@ -29,15 +29,15 @@ type diskNode struct {
 
 func (n *diskNode) open(t *testing.T) {
 	t.Helper()
-	db, err := storage.Open(filepath.Join(n.dir, "db"))
+	db, err := storage.Open(filepath.Join(n.dir, "db"), storage.WithLogger(quietLog))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bs, err := storage.NewBlockstore(db, n.dir, storage.WithoutFsync())
+	bs, err := storage.NewBlockstore(db, n.dir, storage.WithoutFsync(), storage.WithBlockLogger(quietLog))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ex, err := New(NewHost(n.h, testNet), bs, storage.Links, WithStoreVerifies(func(err error) bool {
+	ex, err := New(NewHost(n.h, testNet), bs, storage.Links, WithLogger(quietLog), WithStoreVerifies(func(err error) bool {
 		return errors.Is(err, storage.ErrCIDMismatch)
 	}))
 	if err != nil {
@@ -222,7 +222,7 @@ func TestDiskStoreLiarDetectedByPut(t *testing.T) {
 	liar, honest, fetcher := ns[0], ns[1], ns[2]
 	data, root := importRandom(t, 1<<20, liar, honest)
 	_ = liar.ex.Close()
-	lx, err := New(NewHost(liar.h, testNet), lyingStore{liar.bs}, storage.Links)
+	lx, err := New(NewHost(liar.h, testNet), lyingStore{liar.bs}, storage.Links, WithLogger(quietLog))
 	if err != nil {
 		t.Fatal(err)
 	}
