@@ -31,11 +31,11 @@ type LinksFunc func(c cid.Cid, data []byte) ([]cid.Cid, error)
 // root (e.g. only the parties of a lease).
 type AllowFunc func(p peer.ID, root cid.Cid) bool
 
-// Host is the part of the node's libp2p host the exchange uses. Names are
-// short protocol names; the host turns them into full stream protocol IDs
-// for its network (see NewHost).
+// Host is the part of the node's libp2p host the exchange uses (*node.Node
+// has these methods). Names are short protocol names; the host turns them
+// into full stream protocol IDs for its network (see NewHost).
 type Host interface {
-	ID() peer.ID
+	PeerID() peer.ID
 	SetStreamHandler(name string, h network.StreamHandler)
 	RemoveStreamHandler(name string)
 	NewStream(ctx context.Context, p peer.ID, name string) (network.Stream, error)
@@ -50,7 +50,7 @@ type libp2pHost struct {
 	net string
 }
 
-func (l libp2pHost) ID() peer.ID { return l.h.ID() }
+func (l libp2pHost) PeerID() peer.ID { return l.h.ID() }
 func (l libp2pHost) SetStreamHandler(name string, h network.StreamHandler) {
 	l.h.SetStreamHandler(protocol.StreamProtocol(l.net, name), h)
 }

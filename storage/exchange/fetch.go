@@ -80,7 +80,7 @@ func (e *Exchange) Fetch(ctx context.Context, root cid.Cid, peers []peer.ID, opt
 	}
 	var wg sync.WaitGroup
 	f.mu.Lock()
-	for _, p := range uniquePeers(peers, e.host.ID()) {
+	for _, p := range uniquePeers(peers, e.host.PeerID()) {
 		if e.Penalty(p) > 0 {
 			continue
 		}
