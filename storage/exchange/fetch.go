@@ -64,7 +64,7 @@ func (e *Exchange) Fetch(ctx context.Context, root cid.Cid, peers []peer.ID, opt
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	f := &fetch{
-		e: e, root: root, fc: fc, cancel: cancel,
+		e: e, root: root, fc: fc, ctx: ctx, cancel: cancel,
 		seen:     make(map[cid.Cid]struct{}),
 		notFound: make(map[cid.Cid]map[peer.ID]struct{}),
 		perPeer:  make(map[peer.ID]int64),
@@ -129,6 +129,7 @@ type fetch struct {
 	e      *Exchange
 	root   cid.Cid
 	fc     fetchConfig
+	ctx    context.Context // the whole fetch's; a stream's or peer's context ends earlier
 	cancel context.CancelFunc
 
 	mu       sync.Mutex // guards everything below
@@ -452,7 +453,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 				blockPool.Put(item.buf)
 				continue
 			}
-			if err := f.store(ctx, p, item.c, *item.buf); err != nil {
+			if err := f.store(p, item.c, *item.buf); err != nil {
 				procErr = err
 				cancel()
 			} else {
@@ -471,8 +472,11 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 }
 
 // store verifies a received block, stores it and records it. A bad block
-// is the peer's fault; a store failure ends the whole fetch.
-func (f *fetch) store(ctx context.Context, p peer.ID, c cid.Cid, data []byte) error {
+// is the peer's fault; a store failure ends the whole fetch. It runs under
+// the fetch's context, not the stream's: once a block has arrived, storing
+// it does not depend on the peer that sent it still being in use.
+func (f *fetch) store(p peer.ID, c cid.Cid, data []byte) error {
+	ctx := f.ctx
 	isMismatch := f.e.cfg.putVerifies
 	if isMismatch == nil {
 		if err := verify(c, data); err != nil {
