@@ -20,12 +20,17 @@ func TestTransferFromTwoPeers(t *testing.T) {
 
 	var last Progress
 	calls := 0
+	fromBytes := map[peer.ID]int64{}
+	fromBlocks := map[peer.ID]int64{}
 	st, err := fetcher.ex.Fetch(testCtx(t), d.root, ids(ns[0], ns[1]), WithProgress(func(p Progress) {
 		if p.Blocks != last.Blocks+1 || p.Bytes <= last.Bytes {
 			t.Errorf("progress went from %+v to %+v", last, p)
 		}
 		last = p
 		calls++
+	}), WithBlockFrom(func(p peer.ID, size int) {
+		fromBytes[p] += int64(size)
+		fromBlocks[p]++
 	}))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
@@ -39,6 +44,16 @@ func TestTransferFromTwoPeers(t *testing.T) {
 	}
 	if st.PerPeer[ns[0].h.ID()] == 0 || st.PerPeer[ns[1].h.ID()] == 0 {
 		t.Errorf("blocks per peer %s; want both peers used", fmtPeers(st.PerPeer))
+	}
+	var sum int64
+	for p, n := range st.PerPeer {
+		if fromBlocks[p] != n {
+			t.Errorf("WithBlockFrom counted %d blocks from %s, stats say %d", fromBlocks[p], p, n)
+		}
+		sum += fromBytes[p]
+	}
+	if sum != st.Bytes {
+		t.Errorf("WithBlockFrom bytes sum to %d, stats say %d", sum, st.Bytes)
 	}
 }
 

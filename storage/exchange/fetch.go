@@ -32,6 +32,7 @@ type Stats struct {
 
 type fetchConfig struct {
 	progress func(Progress)
+	fromPeer func(p peer.ID, size int)
 }
 
 // FetchOption configures one Fetch.
@@ -41,6 +42,13 @@ type FetchOption func(*fetchConfig)
 // from the fetch's goroutines one at a time and must be quick.
 func WithProgress(f func(Progress)) FetchOption {
 	return func(c *fetchConfig) { c.progress = f }
+}
+
+// WithBlockFrom sets a callback run after every stored block with the peer
+// that sent it and its size, for per-peer counters (which peer served how
+// much). Like WithProgress it is called one at a time and must be quick.
+func WithBlockFrom(f func(p peer.ID, size int)) FetchOption {
+	return func(c *fetchConfig) { c.fromPeer = f }
 }
 
 // Fetch gets the whole DAG under root from peers into the block store. It
@@ -281,6 +289,9 @@ func (f *fetch) done(ctx context.Context, p peer.ID, c cid.Cid, data []byte) err
 	f.perPeer[p]++
 	f.prog.Blocks++
 	f.prog.Bytes += int64(len(data))
+	if f.fc.fromPeer != nil {
+		f.fc.fromPeer(p, len(data))
+	}
 	if f.fc.progress != nil {
 		f.fc.progress(f.prog) // under mu, so calls are serialized and in order
 	}
