@@ -26,6 +26,7 @@ type DaemonConfig struct {
 	Roles          []Role
 	APIListen      string // default api.DefaultAddr (loopback)
 	APIAllowRemote bool   // allow a non-loopback APIListen
+	Data           DataConfig
 	Logger         *slog.Logger
 }
 
@@ -43,6 +44,7 @@ type Daemon struct {
 	blocks *storage.Blockstore
 	node   *Node
 	api    *api.Server
+	data   *dataService
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop
@@ -115,6 +117,9 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 			return struct{}{}, nil
 		}),
 	}); err != nil {
+		return nil, err
+	}
+	if d.data, err = startData(d); err != nil {
 		return nil, err
 	}
 	if err := d.api.Start(); err != nil {
@@ -192,6 +197,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.events != nil {
 			d.events.Close()
+		}
+		if d.data != nil {
+			errs = append(errs, d.data.Close())
 		}
 		if d.node != nil {
 			errs = append(errs, d.node.Close())

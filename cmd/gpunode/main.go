@@ -54,6 +54,7 @@ Settings are flags, GPUNODE_* environment variables or keys of DIR/config.toml.`
 		newRunCmd(),
 		newStatusCmd(),
 		newDevnetCmd(),
+		newDataCmd(),
 	)
 	return root
 }
