@@ -122,7 +122,9 @@ type DataTransfer struct {
 	FailedPeers map[string]string `json:"failed_peers,omitempty"` // dropped mid-transfer, with why
 	BadPeers    []string          `json:"bad_peers,omitempty"`    // dropped for sending a bad block
 	StartedAt   time.Time         `json:"started_at"`
-	Seconds     float64           `json:"seconds"`
+	Seconds     float64           `json:"seconds"`        // since the start, including the DHT search
+	FetchSecs   float64           `json:"fetch_seconds"`  // the block fetch alone, once it ended
+	ExportSecs  float64           `json:"export_seconds"` // writing the output, once it ended
 }
 
 // Finished reports whether the transfer is over (done or failed).
@@ -541,6 +543,7 @@ func (s *dataService) runGet(t *transfer, root cid.Cid, peers []peer.ID, output 
 			s.events.Publish("data.get.progress", t.snapshot())
 		}
 	}()
+	fetchStart := time.Now()
 	stats, err := s.ex.Fetch(ctx, root, peers,
 		exchange.WithProgress(func(p exchange.Progress) {
 			t.update(func(st *DataTransfer) {
@@ -561,6 +564,7 @@ func (s *dataService) runGet(t *transfer, root cid.Cid, peers []peer.ID, output 
 	close(done)
 	wg.Wait()
 	t.update(func(st *DataTransfer) {
+		st.FetchSecs = time.Since(fetchStart).Seconds()
 		st.Blocks, st.Bytes, st.SkippedBlocks, st.KnownBlocks = stats.Blocks, stats.Bytes, stats.SkippedBlocks, stats.KnownBlocks
 		for p, e := range stats.Failed {
 			if st.FailedPeers == nil {
@@ -578,12 +582,14 @@ func (s *dataService) runGet(t *transfer, root cid.Cid, peers []peer.ID, output 
 	}
 	s.learnTotal(ctx, t, root)
 	t.update(func(st *DataTransfer) { st.State = TransferExporting })
+	exportStart := time.Now()
 	err = storage.Export(ctx, s.bs, root, output, storage.ExportOptions{
 		Overwrite: overwrite,
 		Progress: func(n int64) {
 			t.update(func(st *DataTransfer) { st.ExportedBytes = n })
 		},
 	})
+	t.update(func(st *DataTransfer) { st.ExportSecs = time.Since(exportStart).Seconds() })
 	if err != nil {
 		fail(fmt.Errorf("export: %w", err))
 		return

@@ -135,6 +135,8 @@ type transfer struct {
 	} `json:"peers"`
 	FailedPeers map[string]string `json:"failed_peers"`
 	Seconds     float64           `json:"seconds"`
+	FetchSecs   float64           `json:"fetch_seconds"`
+	ExportSecs  float64           `json:"export_seconds"`
 }
 
 func (tr transfer) from(p string) (blocks, bytes int64) {
@@ -279,8 +281,8 @@ func TestDataAddGetOverDHT(t *testing.T) {
 		t.Errorf("from the holder: %d blocks, %d bytes; want all %d blocks and at least %d bytes", blocks, bytes, tr.Blocks, size)
 	}
 	rss := peakRSS(t, b.cmd.Process.Pid)
-	t.Logf("fetched %d MiB in %v (get command; fetch %.2fs, %.0f MiB/s); fetcher peak RSS %d MiB",
-		size>>20, took, tr.Seconds, float64(size)/(1<<20)/tr.Seconds, rss>>20)
+	t.Logf("fetched %d MiB: get command %v, transfer %.2fs of which block fetch %.2fs (%.0f MiB/s) and export %.2fs; fetcher peak RSS %d MiB",
+		size>>20, took.Round(time.Millisecond), tr.Seconds, tr.FetchSecs, float64(size)/(1<<20)/tr.FetchSecs, tr.ExportSecs, rss>>20)
 	if rss >= maxFetcherRSS {
 		t.Errorf("fetcher peak RSS %d MiB, want under %d MiB", rss>>20, maxFetcherRSS>>20)
 	}
