@@ -496,25 +496,11 @@ func (s *dataService) runGet(t *transfer, root cid.Cid, peers []peer.ID, output 
 		return
 	}
 	s.remember(root, "")
-	if len(peers) == 0 {
-		fctx, cancel := context.WithTimeout(ctx, findTimeout)
-		for len(peers) == 0 && fctx.Err() == nil {
-			peers = exchange.FindHolders(fctx, s.node.DHT(), root, s.node.PeerID(), maxHolders)
-			if len(peers) == 0 {
-				select {
-				case <-fctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
-		}
-		cancel()
-		if len(peers) == 0 {
-			if has, _ := s.bs.Has(ctx, root); !has {
-				fail(fmt.Errorf("no holders of %s found on the DHT within %v", root, findTimeout))
-				return
-			}
-			// Held here already (e.g. added locally): the fetch below
-			// needs no peer if nothing is missing.
+	if len(peers) == 0 && !s.completeHere(ctx, root) {
+		var err error
+		if peers, err = s.findHolders(ctx, root); err != nil {
+			fail(err)
+			return
 		}
 	}
 	t.update(func(st *DataTransfer) {
@@ -605,6 +591,34 @@ func (s *dataService) runGet(t *transfer, root cid.Cid, peers []peer.ID, output 
 	snap := t.snapshot()
 	s.events.Publish("data.get.done", snap)
 	s.log.Info("data fetched", "id", snap.ID, "root", root, "bytes", snap.Bytes, "skipped_blocks", snap.SkippedBlocks, "took", time.Since(t.started))
+}
+
+// completeHere reports whether the whole DAG under root is held already: a
+// fetch without peers walks it locally and fails at once if a block is
+// missing.
+func (s *dataService) completeHere(ctx context.Context, root cid.Cid) bool {
+	if has, _ := s.bs.Has(ctx, root); !has {
+		return false
+	}
+	_, err := s.ex.Fetch(ctx, root, nil)
+	return err == nil
+}
+
+// findHolders searches the DHT for holders of root until some are found
+// or findTimeout passes (an announcement may still be on its way).
+func (s *dataService) findHolders(ctx context.Context, root cid.Cid) ([]peer.ID, error) {
+	ctx, cancel := context.WithTimeout(ctx, findTimeout)
+	defer cancel()
+	for {
+		if peers := exchange.FindHolders(ctx, s.node.DHT(), root, s.node.PeerID(), maxHolders); len(peers) > 0 {
+			return peers, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("no holders of %s found on the DHT within %v", root, findTimeout)
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // learnTotal records the content size from the root manifest once the root
