@@ -200,3 +200,20 @@ func TestPolicyDenies(t *testing.T) {
 		t.Error("a denial penalised the server")
 	}
 }
+
+func TestFetchRejectsBadArguments(t *testing.T) {
+	ns := newNodes(t, 2)
+	if _, err := ns[0].ex.Fetch(testCtx(t), cid.Undef, ids(ns[1])); err == nil {
+		t.Error("Fetch of an undefined root succeeded")
+	}
+	d := makeDAG(t, 2, 1<<10, 2)
+	if _, err := ns[0].ex.Fetch(testCtx(t), d.root, nil); !errors.Is(err, ErrNoPeers) {
+		t.Errorf("Fetch with no peers: %v; want ErrNoPeers", err)
+	}
+	if _, err := ns[0].ex.Fetch(testCtx(t), d.root, ids(ns[0])); !errors.Is(err, ErrNoPeers) {
+		t.Errorf("Fetch from only itself: %v; want ErrNoPeers", err)
+	}
+	if ns[0].bs.len() != 0 {
+		t.Error("failed fetches stored blocks")
+	}
+}

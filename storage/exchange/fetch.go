@@ -56,6 +56,9 @@ func WithProgress(f func(Progress)) FetchOption {
 // missing, ErrNotFound when no remaining peer has some block, or the
 // context's error.
 func (e *Exchange) Fetch(ctx context.Context, root cid.Cid, peers []peer.ID, opts ...FetchOption) (Stats, error) {
+	if !root.Defined() {
+		return Stats{}, fmt.Errorf("exchange: fetch: undefined root CID")
+	}
 	var fc fetchConfig
 	for _, o := range opts {
 		o(&fc)
@@ -242,7 +245,11 @@ func (f *fetch) take(ctx context.Context, p peer.ID, max int, wait bool) (out []
 				continue
 			}
 			out = append(out, c)
-			f.queue = append(f.queue[:i], f.queue[i+1:]...)
+			if i == 0 {
+				f.queue = f.queue[1:] // the usual case; O(1)
+			} else {
+				f.queue = append(f.queue[:i], f.queue[i+1:]...)
+			}
 		}
 		wake := f.wake
 		f.mu.Unlock()
