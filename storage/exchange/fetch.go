@@ -360,11 +360,26 @@ func (f *fetch) dropPeerLocked(p peer.ID, bad bool, err error) {
 // runStream runs one stream to p: it keeps up to window blocks requested,
 // reads the responses in order, verifies and stores each block.
 func (f *fetch) runStream(ctx context.Context, p peer.ID) {
-	var open openSet
-	err := f.stream(ctx, p, &open)
+	var err error
+	for attempt := 0; ; attempt++ {
+		var open openSet
+		var progressed bool
+		progressed, err = f.stream(ctx, p, &open)
+		f.mu.Lock()
+		f.requeueLocked(open.list())
+		f.mu.Unlock()
+		// A stream that was delivering and then failed without the peer
+		// misbehaving (the server closed it when idle, a transient reset)
+		// is reopened a few times before the peer is given up.
+		var pe peerError
+		if err == nil || ctx.Err() != nil || !progressed || attempt >= maxReopen ||
+			!errors.As(err, &pe) || pe.bad || errors.Is(err, ErrDenied) {
+			break
+		}
+		f.e.log.Debug("reopening stream", "peer", p, "err", err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requeueLocked(open.list())
 	if err != nil && f.err == nil && ctx.Err() == nil { // ctx ends when the fetch or this peer is stopped
 		var pe peerError
 		bad := errors.As(err, &pe) && pe.bad
@@ -424,6 +439,10 @@ type peerError struct {
 func (e peerError) Error() string { return e.err.Error() }
 func (e peerError) Unwrap() error { return e.err }
 
+// maxReopen caps how often one of a peer's streams is reopened after a
+// failure that followed progress.
+const maxReopen = 3
+
 var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20+1<<10); return &b }}
 
 // received is a block read off a stream, waiting to be verified and stored.
@@ -437,10 +456,10 @@ type received struct {
 // verifies and stores them. Splitting the two keeps the muxer's receive
 // window draining while a block is hashed, so the sender never waits on
 // our hashing, and hashing on several streams runs in parallel.
-func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
+func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progressed bool, _ error) {
 	s, err := f.e.host.NewStream(ctx, p, ProtocolName)
 	if err != nil {
-		return peerError{err: err}
+		return false, peerError{err: err}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -465,6 +484,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 				cancel()
 			} else {
 				open.remove(item.c)
+				progressed = true
 			}
 			blockPool.Put(item.buf)
 		}
@@ -473,9 +493,9 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 	close(work)
 	procWG.Wait()
 	if procErr != nil {
-		return procErr
+		return progressed, procErr
 	}
-	return err
+	return progressed, err
 }
 
 // store verifies a received block, stores it and records it. A bad block
