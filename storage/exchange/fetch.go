@@ -20,6 +20,33 @@ type Progress struct {
 	Bytes         int64 // their bytes
 	SkippedBlocks int64 // blocks already held locally, not fetched
 	KnownBlocks   int64 // blocks of the DAG discovered so far (all of it once every inner node is known)
+	// ContentBytes is the content (raw chunk) bytes held so far: fetched,
+	// plus already held when the store can tell a block's size.
+	ContentBytes int64
+	// TotalBytes is the content bytes under the root, once the root is
+	// known and WithContentSize is set; 0 otherwise. ContentBytes reaches
+	// it when the fetch completes: the figure for a progress bar and ETA.
+	TotalBytes int64
+}
+
+// sizer is implemented by stores that know a held block's size without
+// reading it (storage.Blockstore does); it lets a resumed fetch count the
+// content it already has.
+type sizer interface {
+	Size(ctx context.Context, c cid.Cid) (int, error)
+}
+
+// noteNodeLocked records what a stored or held block tells about progress.
+func (f *fetch) noteNodeLocked(c cid.Cid, data []byte) {
+	if c.Prefix().Codec == cid.Raw {
+		f.prog.ContentBytes += int64(len(data))
+		return
+	}
+	if f.e.cfg.contentSize != nil && c.Equals(f.root) {
+		if n, ok := f.e.cfg.contentSize(c, data); ok {
+			f.prog.TotalBytes = n
+		}
+	}
 }
 
 // Stats is the outcome of a fetch.
@@ -201,6 +228,7 @@ func (f *fetch) discover(ctx context.Context, cids []cid.Cid) error {
 		if err != nil {
 			return fmt.Errorf("exchange: blockstore has %s: %w", c, err)
 		}
+		var heldSize int64
 		if has && c.Prefix().Codec != cid.Raw {
 			data, err := f.e.bs.Get(ctx, c)
 			if err != nil {
@@ -213,11 +241,21 @@ func (f *fetch) discover(ctx context.Context, cids []cid.Cid) error {
 					return fmt.Errorf("exchange: links of %s: %w", c, err)
 				}
 				cids = append(cids, children...)
+				f.mu.Lock()
+				f.noteNodeLocked(c, data)
+				f.mu.Unlock()
+			}
+		} else if has {
+			if sz, ok := f.e.bs.(sizer); ok {
+				if n, err := sz.Size(ctx, c); err == nil {
+					heldSize = int64(n)
+				}
 			}
 		}
 		f.mu.Lock()
 		if has {
 			f.prog.SkippedBlocks++
+			f.prog.ContentBytes += heldSize
 		} else {
 			f.queue = append(f.queue, c)
 			f.pending++
@@ -288,6 +326,7 @@ func (f *fetch) done(ctx context.Context, p peer.ID, c cid.Cid, data []byte) err
 	f.perPeer[p]++
 	f.prog.Blocks++
 	f.prog.Bytes += int64(len(data))
+	f.noteNodeLocked(c, data)
 	if f.fc.progress != nil {
 		f.fc.progress(f.prog) // under mu, so calls are serialized and in order
 	}
