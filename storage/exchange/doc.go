@@ -53,7 +53,10 @@
 //		exchange.WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }),
 //		exchange.WithContentSize(func(_ cid.Cid, b []byte) (int64, bool) {
 //			n, err := storage.DecodeNode(b)
-//			return int64(n.Size), err == nil
+//			if err != nil {
+//				return 0, false
+//			}
+//			return int64(n.Size), true
 //		}),
 //		exchange.WithAllow(policy))
 //
