@@ -125,8 +125,9 @@ func WithWindow(n int) Option {
 	}
 }
 
-// WithIdleTimeout sets how long a served stream may stay without a request
-// before the server closes it (default 1 minute).
+// WithIdleTimeout sets how long a served stream may stay without a request,
+// or without the client reading a response, before the server closes it
+// (default 1 minute).
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
