@@ -110,6 +110,9 @@ type DataTransfer struct {
 	// TotalBytes is the content size recorded in the root manifest, 0 until
 	// the root block is held.
 	TotalBytes    int64 `json:"total_bytes"`
+	// ContentBytes is the content held so far, fetched or already here:
+	// it reaches TotalBytes when the fetch completes.
+	ContentBytes  int64 `json:"content_bytes"`
 	Blocks        int64 `json:"blocks"`         // blocks fetched and stored by this transfer
 	Bytes         int64 `json:"bytes"`          // their bytes
 	SkippedBlocks int64 `json:"skipped_blocks"` // blocks already held, not fetched
@@ -235,7 +238,14 @@ func startData(d *Daemon) (*dataService, error) {
 	var err error
 	s.ex, err = exchange.New(h, d.blocks, storage.Links,
 		exchange.WithLogger(log.With("subsystem", "exchange")),
-		exchange.WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }))
+		exchange.WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }),
+		exchange.WithContentSize(func(_ cid.Cid, data []byte) (int64, bool) {
+			n, err := storage.DecodeNode(data)
+			if err != nil {
+				return 0, false
+			}
+			return int64(n.Size), true
+		}))
 	if err != nil {
 		return nil, err
 	}
@@ -534,6 +544,10 @@ func (s *dataService) runGet(t *transfer, root cid.Cid, peers []peer.ID, output 
 		exchange.WithProgress(func(p exchange.Progress) {
 			t.update(func(st *DataTransfer) {
 				st.Blocks, st.Bytes, st.SkippedBlocks, st.KnownBlocks = p.Blocks, p.Bytes, p.SkippedBlocks, p.KnownBlocks
+				st.ContentBytes = p.ContentBytes
+				if p.TotalBytes > 0 {
+					st.TotalBytes = p.TotalBytes
+				}
 			})
 		}),
 		exchange.WithBlockFrom(func(p peer.ID, size int) {
@@ -552,6 +566,7 @@ func (s *dataService) runGet(t *transfer, root cid.Cid, peers []peer.ID, output 
 	t.update(func(st *DataTransfer) {
 		st.FetchSecs = time.Since(fetchStart).Seconds()
 		st.Blocks, st.Bytes, st.SkippedBlocks, st.KnownBlocks = stats.Blocks, stats.Bytes, stats.SkippedBlocks, stats.KnownBlocks
+		st.ContentBytes = stats.ContentBytes
 		for p, e := range stats.Failed {
 			if st.FailedPeers == nil {
 				st.FailedPeers = map[string]string{}

@@ -166,19 +166,6 @@ type progressView interface {
 	abort()
 }
 
-// toFetch estimates the bytes this transfer has to move: the content size
-// less what the skipped (already held) blocks cover.
-func toFetch(st node.DataTransfer) int64 {
-	if st.TotalBytes <= 0 {
-		return -1
-	}
-	total := st.TotalBytes
-	if st.SkippedBlocks > 0 && st.KnownBlocks > 0 {
-		total -= st.TotalBytes * st.SkippedBlocks / st.KnownBlocks
-	}
-	return max(total, st.Bytes)
-}
-
 // barView is a progress bar with rate and ETA for a terminal.
 type barView struct {
 	bar *progressbar.ProgressBar
@@ -199,7 +186,7 @@ func newBarView(w io.Writer) *barView {
 }
 
 func (b *barView) update(st node.DataTransfer) {
-	if m := toFetch(st); m > 0 && m != b.max {
+	if m := st.TotalBytes; m > 0 && m != b.max {
 		b.max = m
 		b.bar.ChangeMax64(m)
 	}
@@ -211,7 +198,7 @@ func (b *barView) update(st node.DataTransfer) {
 		}
 	}
 	b.bar.Describe(desc)
-	_ = b.bar.Set64(st.Bytes)
+	_ = b.bar.Set64(st.ContentBytes)
 }
 
 func (b *barView) finish(st node.DataTransfer) {
@@ -247,14 +234,14 @@ func (l *lineView) abort()                      {}
 // progressLine is one plain progress report of a transfer.
 func progressLine(st node.DataTransfer) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "transfer %s %s: %s", st.ID, st.State, fmtBytes(st.Bytes))
-	if m := toFetch(st); m > 0 {
-		fmt.Fprintf(&b, " / %s (%.1f%%)", fmtBytes(m), 100*float64(st.Bytes)/float64(m))
+	fmt.Fprintf(&b, "transfer %s %s: %s", st.ID, st.State, fmtBytes(st.ContentBytes))
+	if m := st.TotalBytes; m > 0 {
+		fmt.Fprintf(&b, " / %s (%.1f%%)", fmtBytes(m), 100*float64(st.ContentBytes)/float64(m))
 	}
 	r := rate(st.Bytes, st.Seconds)
 	fmt.Fprintf(&b, " at %s/s", fmtBytes(r))
-	if m := toFetch(st); m > st.Bytes && r > 0 && !st.Finished() {
-		fmt.Fprintf(&b, ", eta %s", (time.Duration(float64(m-st.Bytes)/float64(r)) * time.Second).Round(time.Second))
+	if left := st.TotalBytes - st.ContentBytes; left > 0 && r > 0 && !st.Finished() {
+		fmt.Fprintf(&b, ", eta %s", (time.Duration(float64(left)/float64(r)) * time.Second).Round(time.Second))
 	}
 	fmt.Fprintf(&b, ", %d blocks, %d held already, %d peers", st.Blocks, st.SkippedBlocks, len(st.Peers))
 	if st.Error != "" {

@@ -42,8 +42,8 @@
 // blocks go to the other peers; a peer whose streams fail is dropped the
 // same way without penalty. Blocks are written to the store as they
 // arrive, so memory stays bounded by peers x streams x window blocks
-// whatever the DAG size. WithProgress reports blocks and bytes for a
-// progress bar.
+// whatever the DAG size. WithProgress reports blocks and bytes, and with
+// WithContentSize the total content bytes, for a progress bar with an ETA.
 //
 // # Usage
 //
@@ -51,6 +51,13 @@
 //
 //	ex, err := exchange.New(exchange.NewHost(h, net), bs, storage.Links,
 //		exchange.WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }),
+//		exchange.WithContentSize(func(_ cid.Cid, b []byte) (int64, bool) {
+//			n, err := storage.DecodeNode(b)
+//			if err != nil {
+//				return 0, false
+//			}
+//			return int64(n.Size), true
+//		}),
 //		exchange.WithAllow(policy))
 //
 // announces roots it holds with Announce(ctx, dht, root), and to get a root

@@ -69,6 +69,7 @@ type config struct {
 	idleTimeout    time.Duration
 	onBadPeer      func(peer.ID, error)
 	putVerifies    func(error) bool // non-nil: Put hashes; this tells its mismatch error
+	contentSize    func(c cid.Cid, data []byte) (int64, bool)
 }
 
 // Option configures an Exchange.
@@ -124,8 +125,9 @@ func WithWindow(n int) Option {
 	}
 }
 
-// WithIdleTimeout sets how long a served stream may stay without a request
-// before the server closes it (default 1 minute).
+// WithIdleTimeout sets how long a served stream may stay without a request,
+// or without the client reading a response, before the server closes it
+// (default 1 minute).
 func WithIdleTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -157,6 +159,17 @@ func WithStoreVerifies(isMismatch func(error) bool) Option {
 			return fmt.Errorf("exchange: nil mismatch test")
 		}
 		c.putVerifies = isMismatch
+		return nil
+	}
+}
+
+// WithContentSize tells the fetcher how many content bytes lie under an
+// inner node (for the real manifest: the decoded storage.Node's Size), so
+// Progress.TotalBytes is known as soon as the root is. Without it
+// TotalBytes stays 0.
+func WithContentSize(f func(c cid.Cid, data []byte) (size int64, ok bool)) Option {
+	return func(c *config) error {
+		c.contentSize = f
 		return nil
 	}
 }

@@ -20,6 +20,33 @@ type Progress struct {
 	Bytes         int64 // their bytes
 	SkippedBlocks int64 // blocks already held locally, not fetched
 	KnownBlocks   int64 // blocks of the DAG discovered so far (all of it once every inner node is known)
+	// ContentBytes is the content (raw chunk) bytes held so far: fetched,
+	// plus already held when the store can tell a block's size.
+	ContentBytes int64
+	// TotalBytes is the content bytes under the root, once the root is
+	// known and WithContentSize is set; 0 otherwise. ContentBytes reaches
+	// it when the fetch completes: the figure for a progress bar and ETA.
+	TotalBytes int64
+}
+
+// sizer is implemented by stores that know a held block's size without
+// reading it (storage.Blockstore does); it lets a resumed fetch count the
+// content it already has.
+type sizer interface {
+	Size(ctx context.Context, c cid.Cid) (int, error)
+}
+
+// noteNodeLocked records what a stored or held block tells about progress.
+func (f *fetch) noteNodeLocked(c cid.Cid, data []byte) {
+	if c.Prefix().Codec == cid.Raw {
+		f.prog.ContentBytes += int64(len(data))
+		return
+	}
+	if f.e.cfg.contentSize != nil && c.Equals(f.root) {
+		if n, ok := f.e.cfg.contentSize(c, data); ok {
+			f.prog.TotalBytes = n
+		}
+	}
 }
 
 // Stats is the outcome of a fetch.
@@ -64,6 +91,9 @@ func WithBlockFrom(f func(p peer.ID, size int)) FetchOption {
 // missing, ErrNotFound when no remaining peer has some block, or the
 // context's error.
 func (e *Exchange) Fetch(ctx context.Context, root cid.Cid, peers []peer.ID, opts ...FetchOption) (Stats, error) {
+	if !root.Defined() {
+		return Stats{}, fmt.Errorf("exchange: fetch: undefined root CID")
+	}
 	var fc fetchConfig
 	for _, o := range opts {
 		o(&fc)
@@ -206,6 +236,7 @@ func (f *fetch) discover(ctx context.Context, cids []cid.Cid) error {
 		if err != nil {
 			return fmt.Errorf("exchange: blockstore has %s: %w", c, err)
 		}
+		var heldSize int64
 		if has && c.Prefix().Codec != cid.Raw {
 			data, err := f.e.bs.Get(ctx, c)
 			if err != nil {
@@ -218,11 +249,21 @@ func (f *fetch) discover(ctx context.Context, cids []cid.Cid) error {
 					return fmt.Errorf("exchange: links of %s: %w", c, err)
 				}
 				cids = append(cids, children...)
+				f.mu.Lock()
+				f.noteNodeLocked(c, data)
+				f.mu.Unlock()
+			}
+		} else if has {
+			if sz, ok := f.e.bs.(sizer); ok {
+				if n, err := sz.Size(ctx, c); err == nil {
+					heldSize = int64(n)
+				}
 			}
 		}
 		f.mu.Lock()
 		if has {
 			f.prog.SkippedBlocks++
+			f.prog.ContentBytes += heldSize
 		} else {
 			f.queue = append(f.queue, c)
 			f.pending++
@@ -250,7 +291,11 @@ func (f *fetch) take(ctx context.Context, p peer.ID, max int, wait bool) (out []
 				continue
 			}
 			out = append(out, c)
-			f.queue = append(f.queue[:i], f.queue[i+1:]...)
+			if i == 0 {
+				f.queue = f.queue[1:] // the usual case; O(1)
+			} else {
+				f.queue = append(f.queue[:i], f.queue[i+1:]...)
+			}
 		}
 		wake := f.wake
 		f.mu.Unlock()
@@ -292,6 +337,7 @@ func (f *fetch) done(ctx context.Context, p peer.ID, c cid.Cid, data []byte) err
 	if f.fc.fromPeer != nil {
 		f.fc.fromPeer(p, len(data))
 	}
+	f.noteNodeLocked(c, data)
 	if f.fc.progress != nil {
 		f.fc.progress(f.prog) // under mu, so calls are serialized and in order
 	}
@@ -364,11 +410,26 @@ func (f *fetch) dropPeerLocked(p peer.ID, bad bool, err error) {
 // runStream runs one stream to p: it keeps up to window blocks requested,
 // reads the responses in order, verifies and stores each block.
 func (f *fetch) runStream(ctx context.Context, p peer.ID) {
-	var open openSet
-	err := f.stream(ctx, p, &open)
+	var err error
+	for attempt := 0; ; attempt++ {
+		var open openSet
+		var progressed bool
+		progressed, err = f.stream(ctx, p, &open)
+		f.mu.Lock()
+		f.requeueLocked(open.list())
+		f.mu.Unlock()
+		// A stream that was delivering and then failed without the peer
+		// misbehaving (the server closed it when idle, a transient reset)
+		// is reopened a few times before the peer is given up.
+		var pe peerError
+		if err == nil || ctx.Err() != nil || !progressed || attempt >= maxReopen ||
+			!errors.As(err, &pe) || pe.bad || errors.Is(err, ErrDenied) {
+			break
+		}
+		f.e.log.Debug("reopening stream", "peer", p, "err", err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.requeueLocked(open.list())
 	if err != nil && f.err == nil && ctx.Err() == nil { // ctx ends when the fetch or this peer is stopped
 		var pe peerError
 		bad := errors.As(err, &pe) && pe.bad
@@ -428,6 +489,10 @@ type peerError struct {
 func (e peerError) Error() string { return e.err.Error() }
 func (e peerError) Unwrap() error { return e.err }
 
+// maxReopen caps how often one of a peer's streams is reopened after a
+// failure that followed progress.
+const maxReopen = 3
+
 var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20+1<<10); return &b }}
 
 // received is a block read off a stream, waiting to be verified and stored.
@@ -441,10 +506,10 @@ type received struct {
 // verifies and stores them. Splitting the two keeps the muxer's receive
 // window draining while a block is hashed, so the sender never waits on
 // our hashing, and hashing on several streams runs in parallel.
-func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
+func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progressed bool, _ error) {
 	s, err := f.e.host.NewStream(ctx, p, ProtocolName)
 	if err != nil {
-		return peerError{err: err}
+		return false, peerError{err: err}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -469,6 +534,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 				cancel()
 			} else {
 				open.remove(item.c)
+				progressed = true
 			}
 			blockPool.Put(item.buf)
 		}
@@ -477,9 +543,9 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) error {
 	close(work)
 	procWG.Wait()
 	if procErr != nil {
-		return procErr
+		return progressed, procErr
 	}
-	return err
+	return progressed, err
 }
 
 // store verifies a received block, stores it and records it. A bad block

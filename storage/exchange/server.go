@@ -118,6 +118,9 @@ func (e *Exchange) handleStream(s network.Stream) {
 			allowed = root
 		}
 		for _, want := range req.Wants {
+			// A client that stops reading must not hold this goroutine
+			// and its buffers for ever.
+			_ = s.SetWriteDeadline(time.Now().Add(e.cfg.idleTimeout))
 			if err := e.serveBlock(ctx, w, root, want.Cid); err != nil {
 				e.log.Debug("serve stream ended", "peer", remote, "err", err)
 				_ = s.Reset()

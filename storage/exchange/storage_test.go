@@ -39,11 +39,20 @@ func (n *diskNode) open(t *testing.T) {
 	}
 	ex, err := New(NewHost(n.h, testNet), bs, storage.Links, WithLogger(quietLog), WithStoreVerifies(func(err error) bool {
 		return errors.Is(err, storage.ErrCIDMismatch)
-	}))
+	}), WithContentSize(manifestSize))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.db, n.bs, n.ex = db, bs, ex
+}
+
+// manifestSize is the content size the real manifest records.
+func manifestSize(_ cid.Cid, data []byte) (int64, bool) {
+	n, err := storage.DecodeNode(data)
+	if err != nil {
+		return 0, false
+	}
+	return int64(n.Size), true
 }
 
 // restart closes the exchange and the database and opens them again, as a
@@ -142,10 +151,22 @@ func TestDiskStoreResumeAfterRestart(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("interrupted Fetch: %v; want context.Canceled", err)
 	}
+	if first.TotalBytes != int64(len(data)) {
+		t.Errorf("interrupted fetch knew total %d bytes; want %d", first.TotalBytes, len(data))
+	}
 	fetcher.restart(t)
-	second, err := fetcher.ex.Fetch(testCtx(t), root, diskIDs(a, b))
+	var last Progress
+	second, err := fetcher.ex.Fetch(testCtx(t), root, diskIDs(a, b), WithProgress(func(p Progress) {
+		if p.ContentBytes < last.ContentBytes || p.TotalBytes != int64(len(data)) {
+			t.Errorf("progress %+v after %+v; want growing content bytes of %d", p, last, len(data))
+		}
+		last = p
+	}))
 	if err != nil {
 		t.Fatalf("resumed Fetch: %v", err)
+	}
+	if second.ContentBytes != int64(len(data)) || second.TotalBytes != int64(len(data)) {
+		t.Errorf("resumed fetch ended at %d of %d content bytes; want %d of %d", second.ContentBytes, second.TotalBytes, len(data), len(data))
 	}
 	total := second.KnownBlocks
 	if second.SkippedBlocks != first.Blocks || second.Blocks != total-first.Blocks {

@@ -124,6 +124,7 @@ type transfer struct {
 	State         string `json:"state"`
 	Error         string `json:"error"`
 	TotalBytes    int64  `json:"total_bytes"`
+	ContentBytes  int64  `json:"content_bytes"`
 	Blocks        int64  `json:"blocks"`
 	Bytes         int64  `json:"bytes"`
 	SkippedBlocks int64  `json:"skipped_blocks"`
@@ -271,8 +272,8 @@ func TestDataAddGetOverDHT(t *testing.T) {
 	if err := json.Unmarshal([]byte(got), &tr); err != nil {
 		t.Fatalf("data get --json: %v\n%s", err, got)
 	}
-	if tr.State != "done" {
-		t.Fatalf("transfer %+v, want done", tr)
+	if tr.State != "done" || tr.TotalBytes != size || tr.ContentBytes != size {
+		t.Fatalf("transfer %+v, want done with %d content bytes", tr, size)
 	}
 	if s := fileSHA256(t, out); s != sum {
 		t.Fatalf("fetched file sha256 %s, want %s", s, sum)
@@ -426,6 +427,9 @@ func TestDataFetchResumesAfterKill(t *testing.T) {
 		before.Blocks, before.Bytes>>20, tr.SkippedBlocks, tr.Blocks, tr.Bytes>>20, tr.KnownBlocks)
 	if tr.SkippedBlocks < before.Blocks {
 		t.Errorf("restarted get skipped %d blocks, want at least the %d stored before the kill", tr.SkippedBlocks, before.Blocks)
+	}
+	if tr.ContentBytes != size || tr.TotalBytes != size {
+		t.Errorf("restarted get: content %d of %d bytes, want %d of %d (held before the kill counts)", tr.ContentBytes, tr.TotalBytes, size, size)
 	}
 	if tr.Blocks+tr.SkippedBlocks != tr.KnownBlocks {
 		t.Errorf("fetched %d + skipped %d != %d blocks in the DAG", tr.Blocks, tr.SkippedBlocks, tr.KnownBlocks)
