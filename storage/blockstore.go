@@ -248,8 +248,8 @@ func (b *Blockstore) Put(ctx context.Context, c cid.Cid, data []byte) error {
 		if err := tx.Put(b.index, key, entry); err != nil {
 			return err
 		}
-		for _, l := range links {
-			if err := addRef(tx, b.refs, l, +1); err != nil {
+		for _, r := range countLinks(links) {
+			if err := addRef(tx, b.refs, r.c, r.n); err != nil {
 				return err
 			}
 		}
@@ -305,8 +305,29 @@ func syncDir(dir string) error {
 	return err
 }
 
-// addRef changes c's reference count by delta and returns nothing; a count
-// reaching zero is deleted.
+type linkCount struct {
+	c cid.Cid
+	n int64
+}
+
+// countLinks folds repeated links (a file with identical chunks) into one
+// count each, so a block costs one write per distinct child.
+func countLinks(links []cid.Cid) []linkCount {
+	var out []linkCount
+	at := make(map[cid.Cid]int, len(links))
+	for _, l := range links {
+		if i, ok := at[l]; ok {
+			out[i].n++
+			continue
+		}
+		at[l] = len(out)
+		out = append(out, linkCount{l, 1})
+	}
+	return out
+}
+
+// addRef changes c's reference count by delta; a count reaching zero is
+// deleted.
 func addRef(tx *Txn, refs *Keyspace, c cid.Cid, delta int64) error {
 	n, err := getRef(tx, refs, c)
 	if err != nil {
@@ -431,14 +452,14 @@ func (b *Blockstore) unindexFreed(tx *Txn, c cid.Cid) (freed []cid.Cid, err erro
 	if err := tx.Delete(b.index, c.Bytes()); err != nil {
 		return nil, err
 	}
-	for _, l := range e.links {
-		if err := addRef(tx, b.refs, l, -1); err != nil {
+	for _, r := range countLinks(e.links) {
+		if err := addRef(tx, b.refs, r.c, -r.n); err != nil {
 			return nil, err
 		}
-		if n, err := getRef(tx, b.refs, l); err != nil {
+		if n, err := getRef(tx, b.refs, r.c); err != nil {
 			return nil, err
 		} else if n == 0 {
-			freed = append(freed, l)
+			freed = append(freed, r.c)
 		}
 	}
 	return freed, nil

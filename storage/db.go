@@ -13,12 +13,13 @@ import (
 
 // Sentinel errors of the key-value store. Match them with errors.Is.
 var (
-	ErrNotFound     = errors.New("storage: not found")
-	ErrClosed       = errors.New("storage: database closed")
-	ErrReadOnly     = errors.New("storage: write in a read-only transaction")
-	ErrBadKeyspace  = errors.New("storage: keyspace of another database")
-	ErrEmptyKey     = errors.New("storage: empty key")
-	ErrTxnConflicts = errors.New("storage: transaction kept conflicting")
+	ErrNotFound      = errors.New("storage: not found")
+	ErrClosed        = errors.New("storage: database closed")
+	ErrReadOnly      = errors.New("storage: write in a read-only transaction")
+	ErrBadKeyspace   = errors.New("storage: keyspace of another database")
+	ErrEmptyKey      = errors.New("storage: empty key")
+	ErrTxnConflicts  = errors.New("storage: transaction kept conflicting")
+	ErrValueTooLarge = errors.New("storage: value too large")
 )
 
 // maxUpdateAttempts bounds how often Update re-runs a transaction that lost
@@ -37,7 +38,9 @@ type config struct {
 type Option func(*config) error
 
 // WithInMemory keeps the whole database in memory (for tests); dir is
-// ignored. It implies WithLowMemory.
+// ignored. It implies WithLowMemory. Badger then holds values under 1 MiB
+// (see DB.MaxValueSize); a test that stores larger values opens a
+// database in a temporary directory instead.
 func WithInMemory() Option {
 	return func(c *config) error { c.inMemory, c.lowMemory = true, true; return nil }
 }
@@ -71,9 +74,10 @@ func WithLogger(l *slog.Logger) Option {
 // DB is a node's database: one badger instance split into keyspaces. It is
 // safe for concurrent use.
 type DB struct {
-	kv  kv
-	log *slog.Logger
-	g   gate
+	kv       kv
+	log      *slog.Logger
+	g        gate
+	maxValue int
 }
 
 // Open opens (creating if needed) the database in dir. Defaults: on disk,
@@ -99,7 +103,14 @@ func Open(dir string, opts ...Option) (*DB, error) {
 	if cfg.wrapKV != nil {
 		store = cfg.wrapKV(store)
 	}
-	db := &DB{kv: store, log: log}
+	maxValue := int(bopts.ValueLogFileSize) - 1<<10 // room for the entry header
+	if cfg.inMemory {
+		// No value log: values live in the LSM tree, and badger v4.9.6
+		// accepts a value of exactly the threshold but then panics writing
+		// it (txn checks len > threshold, the write len < threshold).
+		maxValue = int(bopts.ValueThreshold) - 1
+	}
+	db := &DB{kv: store, log: log, maxValue: maxValue}
 	db.g.init()
 	return db, nil
 }
@@ -118,7 +129,9 @@ func badgerOptions(dir string, cfg config, log *slog.Logger) badger.Options {
 		WithIndexCacheSize(16 << 20).
 		WithValueLogFileSize(256 << 20)
 	if cfg.lowMemory {
-		o = o.WithMemTableSize(4 << 20).
+		// 8 MiB memtables allow transactions of about 1.2 MiB or 13,000
+		// writes (badger caps a transaction at 15% of a memtable).
+		o = o.WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(2).
 			WithNumLevelZeroTablesStall(8).
@@ -131,6 +144,11 @@ func badgerOptions(dir string, cfg config, log *slog.Logger) badger.Options {
 			WithNumGoroutines(2).
 			WithValueLogFileSize(16 << 20)
 	}
+	if cfg.inMemory {
+		// Without a value log every value must fit under the threshold,
+		// whose ceiling is 1 MiB.
+		o = o.WithValueThreshold(1 << 20)
+	}
 	return o
 }
 
@@ -142,6 +160,10 @@ func (db *DB) Close() error {
 	}
 	return wrapKV("close", db.kv.close())
 }
+
+// MaxValueSize is the largest value Put accepts: just under 1 MiB in memory,
+// under the value log file size (16 MiB low-memory, 256 MiB default) on disk.
+func (db *DB) MaxValueSize() int { return db.maxValue }
 
 // Sync makes every commit so far durable.
 func (db *DB) Sync() error {
@@ -318,6 +340,9 @@ func (tx *Txn) Put(ks *Keyspace, key, val []byte) error {
 	k, err := ks.key(key)
 	if err != nil {
 		return err
+	}
+	if len(val) > tx.db.maxValue {
+		return fmt.Errorf("%w: %d bytes > %d", ErrValueTooLarge, len(val), tx.db.maxValue)
 	}
 	// badger keeps the slices until commit; copy val so the caller may
 	// reuse its buffer.

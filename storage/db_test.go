@@ -153,6 +153,15 @@ func TestKeyspaceConformance(t *testing.T) {
 			wantGet(t, c, "h", "1")
 			wantGet(t, m, "lease", "x")
 		}},
+		{"value over MaxValueSize rejected", func(t *testing.T, db *DB) {
+			ks := db.Keyspace("consensus")
+			if err := ks.Put([]byte("k"), make([]byte, db.MaxValueSize()+1)); !errors.Is(err, ErrValueTooLarge) {
+				t.Fatalf("Put(MaxValueSize+1) err = %v; want ErrValueTooLarge", err)
+			}
+			if err := ks.Put([]byte("k"), make([]byte, min(db.MaxValueSize(), 1<<20))); err != nil {
+				t.Fatalf("Put of %d bytes: %v", min(db.MaxValueSize(), 1<<20), err)
+			}
+		}},
 		{"view is read-only", func(t *testing.T, db *DB) {
 			ks := db.Keyspace("market")
 			err := db.View(func(tx *Txn) error { return tx.Put(ks, []byte("k"), []byte("v")) })
