@@ -377,10 +377,14 @@ func (b *Blockstore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	data, err := readBlockFile(b.path(c), e.size)
 	switch {
 	case err != nil && !errors.Is(err, errFileSize):
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, b.corrupt(c, err)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("storage: get %s: %w", c, err)
 		}
-		return nil, fmt.Errorf("storage: get %s: %w", c, err)
+		// GC may have removed the block since the index lookup.
+		if ok, herr := b.index.Has(c.Bytes()); herr == nil && !ok {
+			return nil, fmt.Errorf("storage: get %s: %w", c, ErrNotFound)
+		}
+		return nil, b.corrupt(c, err)
 	case err != nil:
 		return nil, b.corrupt(c, err)
 	case !verify(c, data):
