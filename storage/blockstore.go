@@ -118,6 +118,17 @@ func NewBlockstore(db *DB, dir string, opts ...BlockstoreOption) (*Blockstore, e
 			return nil, fmt.Errorf("storage: blockstore: %w", err)
 		}
 	}
+	// Shard directories are made on first use; note the existing ones.
+	ents, err := os.ReadDir(b.blocksDir)
+	if err != nil {
+		return nil, fmt.Errorf("storage: blockstore: %w", err)
+	}
+	for _, e := range ents {
+		var i byte
+		if n, _ := fmt.Sscanf(e.Name(), "%02x", &i); n == 1 && e.IsDir() && e.Name() == fmt.Sprintf("%02x", i) {
+			b.shards[i].Store(true)
+		}
+	}
 	return b, nil
 }
 
@@ -691,6 +702,9 @@ func (b *Blockstore) sweep(ctx context.Context) (int, error) {
 	for i := range 256 {
 		if err := ctx.Err(); err != nil {
 			return removed, err
+		}
+		if !b.shards[i].Load() {
+			continue // never created
 		}
 		dir := filepath.Join(b.blocksDir, fmt.Sprintf("%02x", i))
 		ents, err := os.ReadDir(dir)

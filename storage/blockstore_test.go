@@ -326,6 +326,11 @@ func TestPinAndGC(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "blocks", "tmp", "put-stale"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Restart the block store, as after the crash that left them.
+	b, err := NewBlockstore(b.db, dir, WithBlockLogger(quietLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if err := b.Pin(ctx, rootA); err != nil {
 		t.Fatal(err)
