@@ -22,7 +22,14 @@ import (
 // temporary directory, and that directory.
 func newTestBlockstore(t testing.TB, opts ...BlockstoreOption) (*Blockstore, string) {
 	t.Helper()
-	db := openTestDB(t, "mem")
+	return newTestBlockstoreOn(t, "mem", opts...)
+}
+
+// newTestBlockstoreOn is newTestBlockstore over a database of the given kind
+// ("mem" or "disk").
+func newTestBlockstoreOn(t testing.TB, kind string, opts ...BlockstoreOption) (*Blockstore, string) {
+	t.Helper()
+	db := openTestDB(t, kind)
 	dir := t.TempDir()
 	b, err := NewBlockstore(db, dir, append([]BlockstoreOption{WithBlockLogger(quietLogger())}, opts...)...)
 	if err != nil {
@@ -75,9 +82,9 @@ func countRefs(t testing.TB, b *Blockstore) int {
 	return n
 }
 
-func TestBlockstorePutGet(t *testing.T) {
+func testBlockstorePutGet(t *testing.T, kind string) {
 	ctx := context.Background()
-	b, dir := newTestBlockstore(t)
+	b, dir := newTestBlockstoreOn(t, kind)
 	rc, rdata := rawBlock("hello block")
 	mc, mdata := cborBlock(t, rc)
 	for _, blk := range []struct {
@@ -197,10 +204,28 @@ func countFiles(t testing.TB, root string) int {
 	return n
 }
 
-// TestBlockstoreCorruption damages block files on disk in several ways: each
+// TestBlockstoreConformance runs the block store's core cases over both
+// kinds of database.
+func TestBlockstoreConformance(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, kind string)
+	}{
+		{"put get has size", testBlockstorePutGet},
+		{"corruption", testBlockstoreCorruption},
+		{"pin and gc", testPinAndGC},
+	}
+	for _, kind := range []string{"mem", "disk"} {
+		for _, tc := range cases {
+			t.Run(kind+"/"+tc.name, func(t *testing.T) { tc.run(t, kind) })
+		}
+	}
+}
+
+// testBlockstoreCorruption damages block files on disk in several ways: each
 // must be detected on read, reported, never returned, and the block must
 // read as missing so a fetcher fetches it again.
-func TestBlockstoreCorruption(t *testing.T) {
+func testBlockstoreCorruption(t *testing.T, kind string) {
 	ctx := context.Background()
 	damage := map[string]func(path string) error{
 		"flipped byte": func(p string) error {
@@ -218,7 +243,7 @@ func TestBlockstoreCorruption(t *testing.T) {
 	for name, fn := range damage {
 		t.Run(name, func(t *testing.T) {
 			var reported []cid.Cid
-			b, _ := newTestBlockstore(t, WithCorruptionHandler(func(c cid.Cid, err error) {
+			b, _ := newTestBlockstoreOn(t, kind, WithCorruptionHandler(func(c cid.Cid, err error) {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Errorf("handler got %v; want ErrCorrupt", err)
 				}
@@ -297,9 +322,9 @@ func TestCorruptManifestReleasesReferences(t *testing.T) {
 	}
 }
 
-func TestPinAndGC(t *testing.T) {
+func testPinAndGC(t *testing.T, kind string) {
 	ctx := context.Background()
-	b, dir := newTestBlockstore(t)
+	b, dir := newTestBlockstoreOn(t, kind)
 	shared, sdata := rawBlock("shared chunk")
 	onlyA, adata := rawBlock("only in A")
 	onlyB, bdata := rawBlock("only in B")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -24,7 +25,7 @@ var (
 
 // maxUpdateAttempts bounds how often Update re-runs a transaction that lost
 // a conflict with a concurrent one.
-const maxUpdateAttempts = 16
+const maxUpdateAttempts = 64
 
 type config struct {
 	inMemory   bool
@@ -78,6 +79,7 @@ type DB struct {
 	log      *slog.Logger
 	g        gate
 	maxValue int
+	retryMu  sync.Mutex // held by an Update while it re-runs after a conflict
 }
 
 // Open opens (creating if needed) the database in dir. Defaults: on disk,
@@ -276,13 +278,20 @@ func (db *DB) View(fn func(tx *Txn) error) error {
 // of its writes, in every keyspace, are applied, or none is. If fn returns an
 // error nothing is written and Update returns that error. When a concurrent
 // transaction changed what fn read, fn runs again on fresh data, so fn must
-// have no effects outside tx.
+// have no effects outside tx (and must not call Update itself).
 func (db *DB) Update(fn func(tx *Txn) error) error {
 	if !db.g.enter() {
 		return ErrClosed
 	}
 	defer db.g.leave()
-	for range maxUpdateAttempts {
+	for attempt := range maxUpdateAttempts {
+		if attempt == 1 {
+			// Transactions that lost a conflict retry one at a time, so
+			// they cannot keep beating each other; only first attempts
+			// still race with them.
+			db.retryMu.Lock()
+			defer db.retryMu.Unlock()
+		}
 		var fnErr error
 		err := db.kv.update(func(w kvWriter) error {
 			fnErr = fn(&Txn{db: db, r: w, w: w})
@@ -295,6 +304,10 @@ func (db *DB) Update(fn func(tx *Txn) error) error {
 			return err // the caller's own error, as it gave it
 		case !errors.Is(err, badger.ErrConflict):
 			return wrapKV("commit", err)
+		}
+		if attempt > 0 {
+			// Let the first attempts that keep winning finish.
+			time.Sleep(time.Duration(attempt) * 50 * time.Microsecond)
 		}
 	}
 	return ErrTxnConflicts
