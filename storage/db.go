@@ -83,7 +83,8 @@ type DB struct {
 }
 
 // Open opens (creating if needed) the database in dir. Defaults: on disk,
-// sized for a daemon (64 MiB memtables, 64 MiB block cache), no fsync per
+// sized for a daemon (three 32 MiB memtables, 32 MiB block cache, 16 MiB
+// index cache, values over 64 KiB in 128 MiB value-log files), no fsync per
 // commit, logging to slog.Default().
 func Open(dir string, opts ...Option) (*DB, error) {
 	cfg := config{logger: slog.Default()}
@@ -126,10 +127,15 @@ func badgerOptions(dir string, cfg config, log *slog.Logger) badger.Options {
 		WithSyncWrites(cfg.syncWrites).
 		WithLogger(badgerLogger{log}).
 		WithMetricsEnabled(false). // badger's metrics are process-global expvars
+		// Daemon sizing: the node shares its machine with jobs and big
+		// transfers, so badger gets a bounded share (about 150 MiB at most
+		// in memtables and caches) rather than its defaults (over 500).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
 		WithValueThreshold(64 << 10).
-		WithBlockCacheSize(64 << 20).
+		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(256 << 20)
+		WithValueLogFileSize(128 << 20)
 	if cfg.lowMemory {
 		// 8 MiB memtables allow transactions of about 1.2 MiB or 13,000
 		// writes (badger caps a transaction at 15% of a memtable).
@@ -164,7 +170,7 @@ func (db *DB) Close() error {
 }
 
 // MaxValueSize is the largest value Put accepts: just under 1 MiB in memory,
-// under the value log file size (16 MiB low-memory, 256 MiB default) on disk.
+// under the value log file size (16 MiB low-memory, 128 MiB default) on disk.
 func (db *DB) MaxValueSize() int { return db.maxValue }
 
 // Sync makes every commit so far durable.

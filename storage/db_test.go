@@ -306,3 +306,23 @@ func TestConcurrentUpdatesRetryConflicts(t *testing.T) {
 	}
 	wantGet(t, ks, "n", fmt.Sprint(workers*each))
 }
+
+// TestDaemonProfileOpens opens the default (daemon) configuration on disk,
+// which the other tests do not use.
+func TestDaemonProfileOpens(t *testing.T) {
+	db, err := Open(t.TempDir(), WithLogger(quietLogger()), WithSyncWrites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := db.Keyspace("consensus")
+	big := bytes.Repeat([]byte{7}, 4<<20) // a consensus block at its size limit
+	if err := ks.Put([]byte("block"), big); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ks.Get([]byte("block")); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Get of a 4 MiB value: %d bytes, %v", len(got), err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
