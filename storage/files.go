@@ -123,6 +123,9 @@ func ImportReader(ctx context.Context, b *Blockstore, name string, r io.Reader, 
 }
 
 func (im *importer) finish(ctx context.Context, root cid.Cid) error {
+	if err := im.b.Sync(); err != nil {
+		return err
+	}
 	if im.opts.NoPin {
 		return nil
 	}
