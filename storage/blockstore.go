@@ -590,7 +590,8 @@ func (b *Blockstore) Sync() error {
 // HoldGC keeps GC from starting until release is called; a GC already
 // running finishes first. Hold it while writing a DAG bottom-up (children
 // before the block that links them) until its root is pinned or linked.
-// Holds nest and may be taken by many goroutines at once.
+// Holds nest and may be taken by many goroutines at once; a goroutine
+// holding one must not call GC, which would wait for it forever.
 func (b *Blockstore) HoldGC() (release func()) {
 	b.gc.enter()
 	return sync.OnceFunc(b.gc.leave)
