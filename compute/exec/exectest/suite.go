@@ -88,7 +88,7 @@ func testArgsEnv(t *testing.T, h Harness) {
 	if !strings.Contains(out, "args: a b|c\n") {
 		t.Errorf("stdout %q lacks the args", out)
 	}
-	if !strings.Contains(out, "env: TEST_A=first=1|TEST_Z=last") {
+	if !strings.Contains(out, "TEST_A=first=1|TEST_Z=last\n") {
 		t.Errorf("stdout %q lacks the env", out)
 	}
 }
