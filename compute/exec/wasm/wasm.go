@@ -125,10 +125,11 @@ func WithLogger(l *slog.Logger) Option {
 
 // Executor runs wasip1 modules. It is safe for concurrent use.
 type Executor struct {
-	cfg   config
-	rt    wazero.Runtime
-	cache wazero.CompilationCache
-	log   *slog.Logger
+	cfg     config
+	rt      wazero.Runtime
+	cache   wazero.CompilationCache
+	modules *moduleCache
+	log     *slog.Logger
 }
 
 var _ exec.Executor = (*Executor)(nil)
@@ -147,7 +148,7 @@ func New(opts ...Option) (*Executor, error) {
 	rc := wazero.NewRuntimeConfig().
 		WithCloseOnContextDone(true).
 		WithMemoryLimitPages(uint32(min(cfg.maxMem/pageSize, 65536)))
-	e := &Executor{cfg: cfg, log: cfg.logger.With("executor", Name)}
+	e := &Executor{cfg: cfg, log: cfg.logger.With("executor", Name), modules: newModuleCache(8)}
 	if cfg.cacheDir != "" {
 		cache, err := wazero.NewCompilationCacheWithDir(cfg.cacheDir)
 		if err != nil {
@@ -170,6 +171,7 @@ func (e *Executor) Name() string { return Name }
 
 // Close stops the runtime; running modules are closed.
 func (e *Executor) Close(ctx context.Context) error {
+	e.modules.closeAll(ctx)
 	err := e.rt.Close(ctx)
 	if e.cache != nil {
 		if cerr := e.cache.Close(ctx); err == nil {
@@ -219,11 +221,11 @@ func (e *Executor) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error
 	if err != nil {
 		return nil, err
 	}
-	cm, err := e.rt.CompileModule(ctx, module)
+	cm, release, err := e.modules.acquire(ctx, e.rt, module)
 	if err != nil {
 		return nil, fmt.Errorf("%w: compile: %v", exec.ErrBadProgram, err)
 	}
-	defer cm.Close(context.Background())
+	defer release()
 	if _, ok := cm.ExportedFunctions()["_start"]; !ok {
 		return nil, fmt.Errorf("%w: module exports no _start (not a wasip1 command)", exec.ErrBadProgram)
 	}
