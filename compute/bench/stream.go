@@ -258,4 +258,3 @@ func (v *Verifier) Challenge(ctx context.Context, p peer.ID, className string) (
 	}
 	return &Result{Attestation: att, Sealed: sealed, Err: verr}, nil
 }
-
