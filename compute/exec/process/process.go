@@ -1,14 +1,5 @@
 //go:build linux
 
-// Package process is the executor for provider-allowlisted native runtimes
-// (a CUDA program, a PyTorch entry point): each run gets its own work
-// directory with the inputs materialised read-only, its GPUs pinned through
-// CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES, resource limits, and its
-// own process group, which is killed as a whole on timeout, cancellation, a
-// limit, or when the main process exits (so nothing it started lingers).
-//
-// Unlike wasm, a process run is not deterministic and not sandboxed beyond
-// what the provider's allowlist and the optional unprivileged credential give.
 package process
 
 import (
@@ -33,24 +24,6 @@ import (
 
 // Name is the executor's name in offers and job specs.
 const Name = "process"
-
-// Template placeholders in a Runtime's Command.
-const (
-	PlaceholderInput  = "{in}"   // absolute input directory
-	PlaceholderOutput = "{out}"  // absolute output directory
-	PlaceholderWork   = "{work}" // absolute work directory
-	PlaceholderArgs   = "{args}" // the spec's args, one element each
-)
-
-// Runtime is one allowlisted command. Command is an argv template; an
-// element equal to "{args}" expands to the spec's args (if absent, the args
-// are appended), and {in}, {out}, {work} are replaced inside any element.
-type Runtime struct {
-	Name        string            `json:"name"`
-	Command     []string          `json:"command"`
-	Env         map[string]string `json:"env,omitempty"`
-	Description string            `json:"description,omitempty"`
-}
 
 // DefaultLimits are used where a Spec leaves a limit zero.
 var DefaultLimits = exec.Limits{
@@ -205,25 +178,6 @@ func (e *Executor) limits(l exec.Limits) exec.Limits {
 		l.OutputBytes = e.cfg.limits.OutputBytes
 	}
 	return l
-}
-
-// Expand builds the argv for rt with the given directories and args.
-func Expand(rt Runtime, in, out, work string, args []string) []string {
-	var argv []string
-	sawArgs := false
-	r := strings.NewReplacer(PlaceholderInput, in, PlaceholderOutput, out, PlaceholderWork, work)
-	for _, el := range rt.Command {
-		if el == PlaceholderArgs {
-			argv = append(argv, args...)
-			sawArgs = true
-			continue
-		}
-		argv = append(argv, r.Replace(el))
-	}
-	if !sawArgs {
-		argv = append(argv, args...)
-	}
-	return argv
 }
 
 // stop reasons, in the order they explain a failure best.
