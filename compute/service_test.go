@@ -82,7 +82,9 @@ type events struct {
 	pending *[]compute.Event
 }
 
-func newEvents() events { return events{ch: make(chan compute.Event, 64), pending: new([]compute.Event)} }
+func newEvents() events {
+	return events{ch: make(chan compute.Event, 64), pending: new([]compute.Event)}
+}
 
 func (e events) add(ev compute.Event) { e.ch <- ev }
 
