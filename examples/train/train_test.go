@@ -15,6 +15,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	wasm.RunWorkerIfRequested()
 	code := m.Run()
 	exectest.Cleanup()
 	os.Exit(code)

@@ -9,24 +9,17 @@
 package wasm
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"sync/atomic"
 	"time"
 
-	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/experimental"
 	experimentalsys "github.com/tetratelabs/wazero/experimental/sys"
-	"github.com/tetratelabs/wazero/experimental/sysfs"
-	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/tetratelabs/wazero/sys"
 
 	"github.com/gpunode/gpunode/compute/exec"
 )
@@ -57,11 +50,13 @@ var DefaultLimits = exec.Limits{
 }
 
 type config struct {
-	cacheDir string
-	workDir  string
-	limits   exec.Limits
-	maxMem   uint64
-	logger   *slog.Logger
+	cacheDir    string
+	workDir     string
+	limits      exec.Limits
+	maxMem      uint64
+	logger      *slog.Logger
+	inProcess   bool
+	idleWorkers int
 }
 
 // Option configures New.
@@ -123,20 +118,41 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithInProcess runs modules in the node's own process instead of worker
+// processes. Simpler, but the compiled code then checks for cancellation at
+// every loop iteration, which is much slower (see RunWorkerIfRequested).
+// It is the default when the binary never called RunWorkerIfRequested.
+func WithInProcess() Option {
+	return func(c *config) error {
+		c.inProcess = true
+		return nil
+	}
+}
+
+// WithWorkers sets how many idle worker processes are kept. Default: 4.
+func WithWorkers(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return errors.New("wasm: negative worker count")
+		}
+		c.idleWorkers = n
+		return nil
+	}
+}
+
 // Executor runs wasip1 modules. It is safe for concurrent use.
 type Executor struct {
 	cfg     config
-	rt      wazero.Runtime
-	cache   wazero.CompilationCache
-	modules *moduleCache
+	en      *engine // in-process runs, and Compile
+	workers *pool   // nil in in-process mode
 	log     *slog.Logger
 }
 
 var _ exec.Executor = (*Executor)(nil)
 
-// New starts a wazero runtime with WASI preview 1. Close releases it.
+// New makes an executor. Close releases it.
 func New(opts ...Option) (*Executor, error) {
-	cfg := config{workDir: os.TempDir(), limits: DefaultLimits, maxMem: 1 << 32}
+	cfg := config{workDir: os.TempDir(), limits: DefaultLimits, maxMem: 1 << 32, idleWorkers: 4}
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -145,23 +161,18 @@ func New(opts ...Option) (*Executor, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.Default()
 	}
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
-		WithMemoryLimitPages(uint32(min(cfg.maxMem/pageSize, 65536)))
-	e := &Executor{cfg: cfg, log: cfg.logger.With("executor", Name), modules: newModuleCache(8)}
-	if cfg.cacheDir != "" {
-		cache, err := wazero.NewCompilationCacheWithDir(cfg.cacheDir)
-		if err != nil {
-			return nil, fmt.Errorf("wasm: compilation cache: %w", err)
-		}
-		e.cache = cache
-		rc = rc.WithCompilationCache(cache)
+	e := &Executor{cfg: cfg, log: cfg.logger.With("executor", Name)}
+	if !cfg.inProcess && !workerHook.Load() {
+		e.log.Warn("wasm: this binary does not call wasm.RunWorkerIfRequested; running modules in-process (slower)")
+		e.cfg.inProcess = true
 	}
-	ctx := context.Background()
-	e.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, e.rt); err != nil {
-		_ = e.rt.Close(ctx)
-		return nil, fmt.Errorf("wasm: instantiate WASI: %w", err)
+	en, err := newEngine(cfg.cacheDir, cfg.maxMem, e.cfg.inProcess)
+	if err != nil {
+		return nil, err
+	}
+	e.en = en
+	if !e.cfg.inProcess {
+		e.workers = &pool{max: cfg.idleWorkers}
 	}
 	return e, nil
 }
@@ -169,24 +180,23 @@ func New(opts ...Option) (*Executor, error) {
 // Name implements exec.Executor.
 func (e *Executor) Name() string { return Name }
 
-// Close stops the runtime; running modules are closed.
+// InProcess reports whether modules run in this process (no workers).
+func (e *Executor) InProcess() bool { return e.cfg.inProcess }
+
+// Close stops idle workers and the runtime.
 func (e *Executor) Close(ctx context.Context) error {
-	e.modules.closeAll(ctx)
-	err := e.rt.Close(ctx)
-	if e.cache != nil {
-		if cerr := e.cache.Close(ctx); err == nil {
-			err = cerr
-		}
+	if e.workers != nil {
+		e.workers.close()
 	}
-	return err
+	return e.en.close(ctx)
 }
 
-// Compile compiles module (or loads it from the disk cache) and reports how
-// long that took. Run compiles on its own; Compile exists to warm the cache
-// and to measure it.
+// Compile compiles module the way runs will (or loads it from the disk
+// cache) and reports how long that took. Run compiles on its own; Compile
+// warms the disk cache and measures it.
 func (e *Executor) Compile(ctx context.Context, module []byte) (time.Duration, error) {
 	start := time.Now()
-	cm, err := e.rt.CompileModule(ctx, module)
+	cm, err := e.en.rt.CompileModule(ctx, module)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %v", exec.ErrBadProgram, err)
 	}
@@ -221,24 +231,6 @@ func (e *Executor) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error
 	if err != nil {
 		return nil, err
 	}
-	cm, release, err := e.modules.acquire(ctx, e.rt, module)
-	if err != nil {
-		return nil, fmt.Errorf("%w: compile: %v", exec.ErrBadProgram, err)
-	}
-	defer release()
-	if _, ok := cm.ExportedFunctions()["_start"]; !ok {
-		return nil, fmt.Errorf("%w: module exports no _start (not a wasip1 command)", exec.ErrBadProgram)
-	}
-	mems := cm.ImportedMemories()
-	for _, m := range cm.ExportedMemories() {
-		mems = append(mems, m)
-	}
-	for _, m := range mems {
-		if uint64(m.Min())*pageSize > lim.MemoryBytes {
-			return nil, fmt.Errorf("%w: module needs %d bytes at start, limit %d", exec.ErrMemoryLimit, uint64(m.Min())*pageSize, lim.MemoryBytes)
-		}
-	}
-
 	inDir, err := os.MkdirTemp(e.cfg.workDir, "wasm-in-")
 	if err != nil {
 		return nil, fmt.Errorf("wasm: work dir: %w", err)
@@ -250,54 +242,22 @@ func (e *Executor) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error
 	if err := exec.Materialize(inDir, spec.Inputs, 0); err != nil {
 		return nil, err
 	}
+	req := request{Args: spec.Args, Env: spec.Env, InputDir: inDir, OutputDir: spec.OutputDir,
+		Seed: spec.Seed, MemoryBytes: lim.MemoryBytes, OutputBytes: lim.OutputBytes}
 
-	runCtx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	runCtx, cancelTimeout := context.WithTimeoutCause(runCtx, lim.WallTime, exec.ErrTimeout)
-	defer cancelTimeout()
-	quota := exec.NewQuota(lim.OutputBytes, func() { cancel(exec.ErrOutputLimit) })
-	stdout, stderr := exec.NewCapture(quota), exec.NewCapture(quota)
-	mem := &memLimiter{limit: lim.MemoryBytes}
-	clock := &detClock{}
-
-	fsc := wazero.NewFSConfig().(sysfs.FSConfig).
-		WithSysFSMount(&sysfs.ReadFS{FS: sysfs.DirFS(inDir)}, InputDir).(sysfs.FSConfig).
-		WithSysFSMount(&outputFS{FS: sysfs.DirFS(spec.OutputDir), quota: quota}, OutputDir)
-	env := map[string]string{}
-	for k, v := range spec.Env {
-		env[k] = v
+	var o outcome
+	if e.cfg.inProcess {
+		runCtx, cancel := context.WithTimeoutCause(ctx, lim.WallTime, exec.ErrTimeout)
+		o = e.en.run(runCtx, module, req)
+		cancel()
+	} else {
+		o = e.runInWorker(ctx, lim.WallTime, module, req)
 	}
-	env[exec.EnvInputDir] = InputDir
-	env[exec.EnvOutputDir] = OutputDir
-	var seed [32]byte
-	binary.LittleEndian.PutUint64(seed[:], spec.Seed)
-	mc := wazero.NewModuleConfig().
-		WithName("").
-		WithArgs(append([]string{"program"}, spec.Args...)...).
-		WithStdin(bytes.NewReader(nil)).
-		WithStdout(stdout).
-		WithStderr(stderr).
-		WithFSConfig(fsc).
-		WithRandSource(rand.NewChaCha8(seed)).
-		WithWalltime(clock.walltime, 1000).
-		WithNanotime(clock.nanotime, 1000).
-		WithNanosleep(clock.nanosleep).
-		WithOsyield(func() {}).
-		WithStartFunctions("_start")
-	for _, kv := range exec.SortedEnv(env) {
-		k, v, _ := cutEnv(kv)
-		mc = mc.WithEnv(k, v)
+	if o.Kind == outBad {
+		return nil, o.err()
 	}
-
-	start := time.Now()
-	mod, runErr := e.rt.InstantiateModule(experimental.WithMemoryAllocator(runCtx, mem), cm, mc)
-	elapsed := time.Since(start)
-	if mod != nil {
-		_ = mod.Close(context.Background())
-	}
-	res := &exec.Result{ExitCode: 0, Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), Elapsed: elapsed}
-
-	if err := e.classify(runCtx, ctx, runErr, mem, quota, res); err != nil {
+	res := &exec.Result{ExitCode: o.ExitCode, Stdout: o.Stdout, Stderr: o.Stderr, Elapsed: time.Duration(o.Elapsed)}
+	if err := o.err(); err != nil {
 		e.log.Debug("run failed", "err", err, "exit", res.ExitCode)
 		return res, err
 	}
@@ -309,43 +269,6 @@ func (e *Executor) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error
 	}
 	return res, nil
 }
-
-// classify turns wazero's outcome into the executor's errors. The order
-// matters: a limit that stopped the module explains its exit better than the
-// exit code it died with.
-func (e *Executor) classify(runCtx, parent context.Context, runErr error, mem *memLimiter, quota *exec.Quota, res *exec.Result) error {
-	if runErr == nil {
-		return nil
-	}
-	var exitErr *sys.ExitError
-	isExit := errors.As(runErr, &exitErr)
-	if isExit {
-		res.ExitCode = int(exitErr.ExitCode())
-		if exitErr.ExitCode() == 0 {
-			return nil
-		}
-	} else {
-		res.ExitCode = -1
-	}
-	switch {
-	case quota.Exceeded():
-		res.ExitCode = -1
-		return fmt.Errorf("%w (limit %d bytes)", exec.ErrOutputLimit, quota.Used())
-	case mem.exceeded.Load():
-		return fmt.Errorf("%w: module asked for %d bytes, limit %d", exec.ErrMemoryLimit, mem.asked.Load(), mem.limit)
-	case parent.Err() != nil:
-		res.ExitCode = -1
-		return fmt.Errorf("%w: %v", exec.ErrCanceled, context.Cause(parent))
-	case errors.Is(context.Cause(runCtx), exec.ErrTimeout):
-		res.ExitCode = -1
-		return fmt.Errorf("%w: stopped after %s", exec.ErrTimeout, res.Elapsed.Round(time.Millisecond))
-	case isExit:
-		return fmt.Errorf("%w: exit status %d", exec.ErrExit, res.ExitCode)
-	default:
-		return fmt.Errorf("%w: trap: %v", exec.ErrExit, runErr)
-	}
-}
-
 func cutEnv(kv string) (string, string, bool) {
 	for i := 0; i < len(kv); i++ {
 		if kv[i] == '=' {

@@ -21,6 +21,7 @@ import (
 var cacheDir string
 
 func TestMain(m *testing.M) {
+	wasm.RunWorkerIfRequested()
 	d, err := os.MkdirTemp("", "wasm-test-cache-")
 	if err != nil {
 		panic(err)
@@ -53,14 +54,24 @@ func newExec(t *testing.T, opts ...wasm.Option) *wasm.Executor {
 
 func TestConformance(t *testing.T) {
 	mod := testModule(t)
-	e := newExec(t)
-	exectest.Run(t, exectest.Harness{
-		Exec: e,
-		Spec: func(t *testing.T, args ...string) exec.Spec {
-			return exec.Spec{Program: exec.Bytes(mod), Args: args}
-		},
-		MemoryLimit: 48 << 20,
-	})
+	for _, mode := range []struct {
+		name string
+		opts []wasm.Option
+	}{{"Workers", nil}, {"InProcess", []wasm.Option{wasm.WithInProcess()}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			e := newExec(t, mode.opts...)
+			if e.InProcess() != (mode.name == "InProcess") {
+				t.Fatalf("InProcess() = %v", e.InProcess())
+			}
+			exectest.Run(t, exectest.Harness{
+				Exec: e,
+				Spec: func(t *testing.T, args ...string) exec.Spec {
+					return exec.Spec{Program: exec.Bytes(mod), Args: args}
+				},
+				MemoryLimit: 48 << 20,
+			})
+		})
+	}
 }
 
 func run(t *testing.T, e *wasm.Executor, mod []byte, seed uint64, args ...string) (*exec.Result, string, error) {

@@ -125,22 +125,26 @@ func Train(w Weights, s Shard, cfg Config) (Weights, error) {
 	out := Weights{W: append([]float64(nil), w.W...)}
 	grad := make([]float64, d+1)
 	n := s.Rows()
+	ow, g := out.W[:d], grad[:d]
 	for range cfg.Epochs {
 		for start := 0; start < n; start += cfg.BatchSize {
 			end := min(start+cfg.BatchSize, n)
 			clear(grad)
+			var gb float64
 			for i := start; i < end; i++ {
 				x := s.X[i*d : (i+1)*d]
+				x = x[:len(ow)] // one bounds check here, none in the loops
 				e := sigmoid(dot(out.W, x)) - s.Y[i]
 				for j, xj := range x {
-					grad[j] += float64(e * xj)
+					g[j] += float64(e * xj)
 				}
-				grad[d] += e
+				gb += e
 			}
 			step := cfg.LR / float64(end-start)
-			for j := range out.W {
-				out.W[j] -= float64(step * grad[j])
+			for j := range ow {
+				ow[j] -= float64(step * g[j])
 			}
+			out.W[d] -= float64(step * gb)
 		}
 	}
 	return out, nil
@@ -194,6 +198,7 @@ func Evaluate(w Weights, s Shard) (accuracy, loss float64, err error) {
 // dot is w[:len(x)]·x + bias, with the bias in w[len(x)].
 func dot(w, x []float64) float64 {
 	z := w[len(x)]
+	w = w[:len(x)]
 	for j, xj := range x {
 		z += float64(w[j] * xj)
 	}
