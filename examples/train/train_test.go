@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -29,7 +30,10 @@ func TestWasmMatchesNative(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := wasm.New(wasm.WithWorkDir(t.TempDir()))
+	// The stand-alone worker keeps the module's compilation out of the race
+	// detector when tests run with -race.
+	worker := exectest.Build(t, "github.com/gpunode/gpunode/compute/exec/wasm/wasmworker", runtime.GOOS, runtime.GOARCH)
+	e, err := wasm.New(wasm.WithWorkDir(t.TempDir()), wasm.WithWorkerCommand(worker))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,6 +88,7 @@ const (
 	outOutput   = "output"
 	outCanceled = "canceled"
 	outTimeout  = "timeout"
+	outStarted  = "started" // worker to executor: compiled, now running
 )
 
 // outcome is what an engine reports about a run.
@@ -122,9 +123,11 @@ func (o outcome) err() error {
 	}
 }
 
-// run executes module for req. ctx stops the module only if the engine is
-// interruptible; its cause (exec.ErrTimeout or another) names the outcome.
-func (en *engine) run(ctx context.Context, module []byte, req request) outcome {
+// run executes module for req. Compilation is not counted against the
+// wall-time limit: wall (if positive) starts when the module is about to
+// start, and so does onStart (if non-nil). ctx stops the module only if the
+// engine is interruptible.
+func (en *engine) run(ctx context.Context, module []byte, req request, wall time.Duration, onStart func()) outcome {
 	cm, release, err := en.modules.acquire(ctx, en.rt, module)
 	if err != nil {
 		return outcome{Kind: outBad, Msg: "compile: " + err.Error(), ExitCode: -1}
@@ -143,6 +146,14 @@ func (en *engine) run(ctx context.Context, module []byte, req request) outcome {
 		}
 	}
 
+	if wall > 0 {
+		var cancelWall context.CancelFunc
+		ctx, cancelWall = context.WithTimeoutCause(ctx, wall, exec.ErrTimeout)
+		defer cancelWall()
+	}
+	if onStart != nil {
+		onStart()
+	}
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	quota := exec.NewQuota(req.OutputBytes, func() { cancel(exec.ErrOutputLimit) })

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -57,6 +58,7 @@ type config struct {
 	logger      *slog.Logger
 	inProcess   bool
 	idleWorkers int
+	workerCmd   string
 }
 
 // Option configures New.
@@ -129,6 +131,20 @@ func WithInProcess() Option {
 	}
 }
 
+// WithWorkerCommand runs workers from the binary at path (which must call
+// RunWorkerIfRequested) instead of re-executing this one. Tests use it to
+// keep workers out of the race detector; a provider may use a separate,
+// smaller binary.
+func WithWorkerCommand(path string) Option {
+	return func(c *config) error {
+		if path == "" {
+			return errors.New("wasm: empty worker command")
+		}
+		c.workerCmd = path
+		return nil
+	}
+}
+
 // WithWorkers sets how many idle worker processes are kept. Default: 4.
 func WithWorkers(n int) Option {
 	return func(c *config) error {
@@ -162,11 +178,16 @@ func New(opts ...Option) (*Executor, error) {
 		cfg.logger = slog.Default()
 	}
 	e := &Executor{cfg: cfg, log: cfg.logger.With("executor", Name)}
-	if !cfg.inProcess && !workerHook.Load() {
+	if !cfg.inProcess && cfg.workerCmd == "" && !workerHook.Load() {
 		e.log.Warn("wasm: this binary does not call wasm.RunWorkerIfRequested; running modules in-process (slower)")
 		e.cfg.inProcess = true
 	}
-	en, err := newEngine(cfg.cacheDir, cfg.maxMem, e.cfg.inProcess)
+	if !e.cfg.inProcess && e.cfg.cacheDir == "" {
+		// Workers are separate processes: without a shared disk cache each
+		// would compile every module itself.
+		e.cfg.cacheDir = filepath.Join(e.cfg.workDir, "wasm-cache")
+	}
+	en, err := newEngine(e.cfg.cacheDir, e.cfg.maxMem, e.cfg.inProcess)
 	if err != nil {
 		return nil, err
 	}
@@ -247,9 +268,7 @@ func (e *Executor) Run(ctx context.Context, spec exec.Spec) (*exec.Result, error
 
 	var o outcome
 	if e.cfg.inProcess {
-		runCtx, cancel := context.WithTimeoutCause(ctx, lim.WallTime, exec.ErrTimeout)
-		o = e.en.run(runCtx, module, req)
-		cancel()
+		o = e.en.run(ctx, module, req, lim.WallTime, nil)
 	} else {
 		o = e.runInWorker(ctx, lim.WallTime, module, req)
 	}

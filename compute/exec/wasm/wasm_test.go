@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -42,9 +43,15 @@ func testModule(t *testing.T) []byte {
 	return b
 }
 
+// workerBin is the stand-alone worker, built without the race detector so
+// that compiling the test module in workers stays fast under -race.
+func workerBin(t *testing.T) string {
+	return exectest.Build(t, "github.com/gpunode/gpunode/compute/exec/wasm/wasmworker", runtime.GOOS, runtime.GOARCH)
+}
+
 func newExec(t *testing.T, opts ...wasm.Option) *wasm.Executor {
 	t.Helper()
-	e, err := wasm.New(append([]wasm.Option{wasm.WithWorkDir(t.TempDir()), wasm.WithCacheDir(cacheDir)}, opts...)...)
+	e, err := wasm.New(append([]wasm.Option{wasm.WithWorkDir(t.TempDir()), wasm.WithCacheDir(cacheDir), wasm.WithWorkerCommand(workerBin(t))}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,23 +61,34 @@ func newExec(t *testing.T, opts ...wasm.Option) *wasm.Executor {
 
 func TestConformance(t *testing.T) {
 	mod := testModule(t)
-	for _, mode := range []struct {
-		name string
-		opts []wasm.Option
-	}{{"Workers", nil}, {"InProcess", []wasm.Option{wasm.WithInProcess()}}} {
-		t.Run(mode.name, func(t *testing.T) {
-			e := newExec(t, mode.opts...)
-			if e.InProcess() != (mode.name == "InProcess") {
-				t.Fatalf("InProcess() = %v", e.InProcess())
-			}
-			exectest.Run(t, exectest.Harness{
-				Exec: e,
-				Spec: func(t *testing.T, args ...string) exec.Spec {
-					return exec.Spec{Program: exec.Bytes(mod), Args: args}
-				},
-				MemoryLimit: 48 << 20,
-			})
-		})
+	e := newExec(t)
+	if e.InProcess() {
+		t.Fatal("executor with a worker command runs in-process")
+	}
+	exectest.Run(t, exectest.Harness{
+		Exec: e,
+		Spec: func(t *testing.T, args ...string) exec.Spec {
+			return exec.Spec{Program: exec.Bytes(mod), Args: args}
+		},
+		MemoryLimit: 48 << 20,
+	})
+}
+
+// The default worker is this binary re-executed (TestMain calls
+// RunWorkerIfRequested). The minimal module keeps compilation cheap here
+// even under the race detector.
+func TestSelfWorker(t *testing.T) {
+	e, err := wasm.New(wasm.WithWorkDir(t.TempDir()), wasm.WithCacheDir(cacheDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	if e.InProcess() {
+		t.Fatal("RunWorkerIfRequested was called, yet the executor runs in-process")
+	}
+	res, _, err := run(t, e, minimalModule, 0)
+	if err != nil || res.ExitCode != 0 {
+		t.Fatalf("Run = %+v, %v", res, err)
 	}
 }
 

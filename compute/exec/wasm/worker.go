@@ -80,7 +80,12 @@ func serveWorker(in io.Reader, out io.Writer, cacheDir string, maxMem uint64) in
 		if err != nil {
 			o = outcome{Kind: outBad, Msg: "read module: " + err.Error(), ExitCode: -1}
 		} else {
-			o = en.run(context.Background(), module, req)
+			o = en.run(context.Background(), module, req, 0, func() {
+				// Tell the executor compilation is over: its wall-time
+				// limit starts now.
+				_ = enc.Encode(outcome{Kind: outStarted})
+				_ = bw.Flush()
+			})
 		}
 		if err := enc.Encode(o); err != nil {
 			return 1
@@ -101,9 +106,12 @@ type worker struct {
 }
 
 func (e *Executor) startWorker() (*worker, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("wasm: find own binary for a worker: %w", err)
+	self := e.cfg.workerCmd
+	if self == "" {
+		var err error
+		if self, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("wasm: find own binary for a worker: %w", err)
+		}
 	}
 	cmd := osexec.Command(self)
 	cmd.Env = append(os.Environ(), workerEnv+"=1", workerCacheEnv+"="+e.cfg.cacheDir,
@@ -216,34 +224,57 @@ func (e *Executor) runInWorker(ctx context.Context, wall time.Duration, module [
 		o   outcome
 		err error
 	}
-	done := make(chan reply, 1)
-	start := time.Now()
+	replies := make(chan reply, 2)
 	go func() {
-		var r reply
-		if r.err = w.enc.Encode(req); r.err == nil {
-			r.err = w.dec.Decode(&r.o)
+		if err := w.enc.Encode(req); err != nil {
+			replies <- reply{err: err}
+			return
 		}
-		done <- r
+		for range 2 { // "started", then the outcome
+			var r reply
+			r.err = w.dec.Decode(&r.o)
+			replies <- r
+			if r.err != nil || r.o.Kind != outStarted {
+				return
+			}
+		}
 	}()
-	timer := time.NewTimer(wall)
-	defer timer.Stop()
+	var start time.Time
+	var timeout <-chan time.Time // armed when the module starts
 	stopped := func(kind, msg string) outcome {
 		w.kill()
-		<-done
-		return outcome{Kind: kind, Msg: msg, ExitCode: -1, Elapsed: int64(time.Since(start))}
-	}
-	select {
-	case r := <-done:
-		if r.err != nil {
-			w.kill()
-			return outcome{Kind: outTrap, Msg: fmt.Sprintf("worker failed: %v %s", r.err, w.errs.String()), ExitCode: -1}
+		for r := range replies {
+			if r.err != nil || r.o.Kind != outStarted {
+				break
+			}
 		}
-		e.workers.put(w)
-		return r.o
-	case <-ctx.Done():
-		return stopped(outCanceled, context.Cause(ctx).Error())
-	case <-timer.C:
-		return stopped(outTimeout, "stopped after "+wall.String())
+		o := outcome{Kind: kind, Msg: msg, ExitCode: -1}
+		if !start.IsZero() {
+			o.Elapsed = int64(time.Since(start))
+		}
+		return o
+	}
+	for {
+		select {
+		case r := <-replies:
+			if r.err != nil {
+				w.kill()
+				return outcome{Kind: outTrap, Msg: fmt.Sprintf("worker failed: %v %s", r.err, w.errs.String()), ExitCode: -1}
+			}
+			if r.o.Kind == outStarted {
+				start = time.Now()
+				timer := time.NewTimer(wall)
+				defer timer.Stop()
+				timeout = timer.C
+				continue
+			}
+			e.workers.put(w)
+			return r.o
+		case <-ctx.Done():
+			return stopped(outCanceled, context.Cause(ctx).Error())
+		case <-timeout:
+			return stopped(outTimeout, "stopped after "+wall.String())
+		}
 	}
 }
 

@@ -66,13 +66,12 @@ func main() {
 			x++
 		}
 	case "membomb": // keep allocating and touching 1 MiB blocks
-		var keep [][]byte
 		for i := 0; ; i++ {
 			b := make([]byte, 1<<20)
 			for j := 0; j < len(b); j += 4096 {
 				b[j] = byte(i + j) // touch every page so it is resident
 			}
-			keep = append(keep, b)
+			sink = append(sink, b)
 		}
 	case "bigfile": // write an output file forever
 		f, err := os.Create(filepath.Join(out, "big"))
@@ -161,6 +160,9 @@ func main() {
 		fail(2, "unknown behaviour %q", os.Args[1])
 	}
 }
+
+// sink keeps the memory bomb's blocks reachable.
+var sink [][]byte
 
 func check(err error) {
 	if err != nil {
