@@ -575,3 +575,24 @@ func TestShutdownEndsStreams(t *testing.T) {
 		t.Errorf("ClientForDataDir after Shutdown: %v, want ErrNoServer", err)
 	}
 }
+
+func TestReadURLForms(t *testing.T) {
+	dir := t.TempDir()
+	for content, want := range map[string]string{
+		"http://127.0.0.1:8645\n": "http://127.0.0.1:8645",
+		"127.0.0.1:9000":          "http://127.0.0.1:9000",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, URLFile), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := ReadURL(dir); err != nil || got != want {
+			t.Errorf("ReadURL with %q = %q, %v; want %q", content, got, err, want)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, URLFile), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadURL(dir); !errors.Is(err, ErrNoServer) {
+		t.Errorf("ReadURL of an empty file: %v, want ErrNoServer", err)
+	}
+}

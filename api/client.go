@@ -106,7 +106,8 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil && !errors.Is(err, io.EOF) {
+		// io.EOF: an empty answer (204) leaves out as it is.
 		return fmt.Errorf("api: decode %s %s answer: %w", method, path, err)
 	}
 	return nil

@@ -41,7 +41,9 @@ type Status struct {
 	ListenAddrs  []string `json:"listen_addrs"`
 	Peers        int      `json:"peers"`
 	RoutingTable int      `json:"routing_table"` // peers in the DHT routing table
-	Version      string   `json:"version"`
+	// RoutingTablePeers lists the peer IDs in the DHT routing table.
+	RoutingTablePeers []string `json:"routing_table_peers"`
+	Version           string   `json:"version"`
 	// StartedAt is when the node started; the server derives Uptime from it.
 	StartedAt     time.Time `json:"started_at"`
 	UptimeSeconds float64   `json:"uptime_seconds"`
@@ -571,6 +573,10 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			notice, _ := jsonMarshal(map[string]uint64{"dropped": n})
 			writeSSE(&buf, Event{Type: DroppedType, Time: s.cfg.now().UTC(), Data: notice})
 		}
+		// A client that stops reading must not hold this handler forever:
+		// its writes time out and the stream ends (it can reconnect with
+		// Last-Event-ID). Meanwhile Publish drops for it instead of waiting.
+		_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
 		if _, err := w.Write(buf.Bytes()); err != nil {
 			return
 		}
@@ -579,6 +585,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
+
+// sseWriteTimeout bounds one write of the event stream.
+const sseWriteTimeout = 30 * time.Second
 
 func writeSSE(buf *bytes.Buffer, ev Event) {
 	b, _ := jsonMarshal(ev) // RawMessage data is valid JSON from Publish

@@ -17,7 +17,8 @@ const (
 	TokenFile = "api.token"
 	// URLFile holds the base URL of the running server (e.g.
 	// http://127.0.0.1:8645), written at Start and removed at Shutdown, so
-	// the CLI finds a daemon listening on a configured or random port.
+	// the CLI finds a daemon listening on a configured or random port. A
+	// bare host:port in it is read as http://host:port.
 	URLFile = "api.url"
 )
 
@@ -114,7 +115,14 @@ func ReadURL(dataDir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("api: read URL: %w", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	u := strings.TrimSpace(string(b))
+	if u == "" {
+		return "", fmt.Errorf("%w: %s is empty", ErrNoServer, URLFile)
+	}
+	if !strings.Contains(u, "://") {
+		u = "http://" + u
+	}
+	return u, nil
 }
 
 // writeFileAtomic writes data to path through a temporary file and a rename.

@@ -246,7 +246,9 @@ func (s *Subscription) Next(ctx context.Context) (*Received, error) {
 			s.t.n.log.Error("delivered message without validated envelope", "topic", s.t.name)
 			continue
 		}
-		return &Received{Envelope: env, From: m.ReceivedFrom, Publisher: m.GetFrom(), Local: m.Local}, nil
+		// gossipsub's Message.Local means "not forwarded" (a publish
+		// option), so own publishes are told apart by their source.
+		return &Received{Envelope: env, From: m.ReceivedFrom, Publisher: m.GetFrom(), Local: m.ReceivedFrom == s.t.n.id}, nil
 	}
 }
 

@@ -53,6 +53,7 @@ Settings are flags, GPUNODE_* environment variables or keys of DIR/config.toml.`
 		newIDCmd(),
 		newRunCmd(),
 		newStatusCmd(),
+		newDevnetCmd(),
 	)
 	return root
 }

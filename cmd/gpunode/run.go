@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gpunode/gpunode/api"
 	"github.com/gpunode/gpunode/node"
 )
 
@@ -47,11 +48,12 @@ as '_') and a key of <home>/config.toml.`,
 	f.StringSlice("bootstrap", nil, "bootstrap peers (multiaddrs ending in /p2p/<peer ID>); only these are used")
 	f.String("dht-mode", "server", "DHT mode: server for reachable nodes, client for nodes others cannot dial")
 	f.Bool("relay-service", false, "offer a circuit relay v2 service to peers behind NAT")
-	f.Bool("relay-client", true, "use circuit relays and hole punching when behind NAT")
+	f.Bool("relay-client", false, "use circuit relays and hole punching when behind NAT")
 	f.Bool("mdns", false, "discover peers on the local network with mDNS")
-	f.Int("conn-low", 64, "connection manager low water mark")
-	f.Int("conn-high", 256, "connection manager high water mark")
-	f.String("api-listen", "127.0.0.1:7465", "HTTP API address (loopback unless --api-allow-remote)")
+	f.Int("conn-low", node.DefaultConnMgrLow, "connection manager low water mark")
+	f.Int("conn-high", node.DefaultConnMgrHigh, "connection manager high water mark")
+	f.Bool("disable-quic", false, "leave the QUIC transport out")
+	f.String("api-listen", api.DefaultAddr, "HTTP API address (loopback unless --api-allow-remote)")
 	f.Bool("api-allow-remote", false, "allow the API to listen on a non-loopback address")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
@@ -73,7 +75,7 @@ func daemonConfig(cmd *cobra.Command, home string) (node.DaemonConfig, error) {
 	if err != nil {
 		return node.DaemonConfig{}, err
 	}
-	p2p := node.DefaultConfig()
+	var p2p node.Config
 	p2p.Network = str("network")
 	p2p.ChainID = str("chain-id")
 	p2p.ListenAddrs = list("listen")
@@ -82,8 +84,9 @@ func daemonConfig(cmd *cobra.Command, home string) (node.DaemonConfig, error) {
 	p2p.RelayService = boolean("relay-service")
 	p2p.RelayClient = boolean("relay-client")
 	p2p.MDNS = boolean("mdns")
-	p2p.ConnLow = integer("conn-low")
-	p2p.ConnHigh = integer("conn-high")
+	p2p.DisableQUIC = boolean("disable-quic")
+	p2p.ConnMgr.Low = integer("conn-low")
+	p2p.ConnMgr.High = integer("conn-high")
 	p2p.Logger = logger
 	return node.DaemonConfig{
 		Home:           node.Home(home),
@@ -121,8 +124,11 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, cfg node.DaemonConfig) e
 	for _, a := range d.Addrs() {
 		fmt.Fprintf(out, "listening on %s\n", a)
 	}
-	fmt.Fprintf(out, "api on http://%s/api/v1\n", d.APIAddr())
-	<-ctx.Done()
+	fmt.Fprintf(out, "api on %s%s\n", d.APIURL(), api.Prefix)
+	select {
+	case <-ctx.Done():
+	case <-d.Done():
+	}
 	cfg.Logger.Info("shutting down")
 	if err := d.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)

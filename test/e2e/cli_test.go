@@ -210,7 +210,7 @@ type statusJSON struct {
 	Network      string   `json:"network"`
 	Roles        []string `json:"roles"`
 	Peers        int      `json:"peers"`
-	RoutingTable []string `json:"routing_table"`
+	RoutingTable []string `json:"routing_table_peers"`
 }
 
 func status(t *testing.T, home string) statusJSON {
