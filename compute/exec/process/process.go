@@ -92,7 +92,8 @@ func WithDefaultLimits(l exec.Limits) Option {
 // change its inputs and read anything on the host.
 func WithCredential(uid, gid uint32) Option {
 	return func(c *config) error {
-		c.cred = &syscall.Credential{Uid: uid, Gid: gid, NoSetGroups: true}
+		// No supplementary groups: the program must not keep root's.
+		c.cred = &syscall.Credential{Uid: uid, Gid: gid, Groups: []uint32{}}
 		return nil
 	}
 }

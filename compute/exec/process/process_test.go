@@ -178,3 +178,20 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatalf("Runtimes = %+v; want a, b", rs)
 	}
 }
+
+// Running as root, the executor drops to the credential with no
+// supplementary groups.
+func TestCredentialDropsGroups(t *testing.T) {
+	e := newExec(t)
+	res, err := e.Run(context.Background(), exec.Spec{Runtime: "testprog", Args: []string{"ids"}, OutputDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "uid " + strconv.Itoa(os.Getuid()) + " " // not root: runs as the node's user
+	if os.Geteuid() == 0 {
+		want = "uid 65534 gid 65534 groups []"
+	}
+	if got := strings.TrimSpace(string(res.Stdout)); !strings.HasPrefix(got, want) {
+		t.Fatalf("ids = %q; want prefix %q", got, want)
+	}
+}

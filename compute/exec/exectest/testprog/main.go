@@ -154,6 +154,9 @@ func main() {
 		check(gc.Start())
 		fmt.Println("grandchild", gc.Process.Pid)
 		check(gc.Wait())
+	case "ids": // print the user, group and supplementary groups
+		groups, _ := os.Getgroups()
+		fmt.Println("uid", os.Getuid(), "gid", os.Getgid(), "groups", groups)
 	case "sleep": // block for a long time without using CPU
 		time.Sleep(time.Hour)
 	default:
