@@ -85,7 +85,7 @@ func TestQuotaAndCapture(t *testing.T) {
 	if !q.Exceeded() || fired != 1 || string(c.Bytes()) != "12345678" {
 		t.Fatalf("exceeded %v, fired %d, captured %q", q.Exceeded(), fired, c.Bytes())
 	}
-	if exec.NewQuota(0, nil).Take(1 << 40) != true {
+	if exec.NewQuota(0, nil).Take(1<<40) != true {
 		t.Fatal("zero quota is unlimited")
 	}
 }
