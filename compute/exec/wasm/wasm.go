@@ -6,6 +6,15 @@
 // Two honest providers running the same module on the same inputs with the
 // same args, env and seed produce byte-identical outputs: that is what makes
 // replicated and spot-checked verification exact.
+//
+// # Usage
+//
+// Call RunWorkerIfRequested first thing in main (and in TestMain of test
+// binaries that run modules): modules run in worker processes, re-executions
+// of the binary, which are killed to enforce the wall-time limit and
+// cancellation (see worker.go for why). Then New(WithCacheDir(dir), ...) and
+// Run a Spec whose Program is the module. Without the call the executor runs
+// modules in-process, correctly but far slower on loops.
 package wasm
 
 import (
