@@ -19,7 +19,7 @@ TEST_TIMEOUT ?= 14m
 FUZZTIME    ?= 60s
 BENCHTIME   ?= 1x
 
-.PHONY: all build test vet staticcheck fmt-check unit demo e2e bench fuzz deps clean
+.PHONY: all build test vet staticcheck fmt-check unit demo e2e bench fuzz deps clean wasm-examples
 
 all: build
 
@@ -59,6 +59,11 @@ bench: build
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# The example workloads as wasip1 modules (the wasm executor runs these).
+wasm-examples:
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o bin/train.wasm ./examples/train
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o bin/matmul.wasm ./examples/matmul
 
 clean:
 	rm -rf bin

@@ -109,7 +109,7 @@ type DataTransfer struct {
 	Error  string `json:"error,omitempty"`
 	// TotalBytes is the content size recorded in the root manifest, 0 until
 	// the root block is held.
-	TotalBytes    int64 `json:"total_bytes"`
+	TotalBytes int64 `json:"total_bytes"`
 	// ContentBytes is the content held so far, fetched or already here:
 	// it reaches TotalBytes when the fetch completes.
 	ContentBytes  int64 `json:"content_bytes"`

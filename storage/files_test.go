@@ -447,3 +447,31 @@ func TestStreamingMemory(t *testing.T) {
 		t.Fatal("exported file differs from the imported stream")
 	}
 }
+
+// TestExportDirFailsCleanly loses a chunk that a file deep in a directory
+// tree needs: the export fails and removes the partial tree it created.
+func TestExportDirFailsCleanly(t *testing.T) {
+	ctx := context.Background()
+	b, _ := newTestBlockstore(t, WithoutFsync())
+	src := filepath.Join(t.TempDir(), "dataset")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, src)
+	root, err := Import(ctx, b, src, ImportOptions{ChunkSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := randBytes(1, 5000) // data/train.bin
+	lost := protocol.BlockCID(train[4096:])
+	if err := b.db.Update(func(tx *Txn) error { return b.unindex(tx, lost) }); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "restored")
+	if err := Export(ctx, b, root, out, ExportOptions{}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Export err = %v; want ErrNotFound", err)
+	}
+	if _, err := os.Lstat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("failed export left %s (%v)", out, err)
+	}
+}

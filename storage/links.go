@@ -45,8 +45,8 @@ func CheckCID(c cid.Cid) error {
 // Links returns the CIDs a block links to, in order of appearance
 // (duplicates kept): none for a raw block, every dag-cbor link (tag 42) for a
 // dag-cbor block. It checks that a dag-cbor block is one well-formed CBOR
-// item of definite lengths and that every link is a CID the store handles;
-// it does not check data against c.
+// item of definite lengths with at most MaxLinks links, each a CID the store
+// handles; it does not check data against c.
 func Links(c cid.Cid, data []byte) ([]cid.Cid, error) {
 	if err := CheckCID(c); err != nil {
 		return nil, err
@@ -178,6 +178,9 @@ func (w *linkWalker) item(pos, depth int) (int, error) {
 		}
 		if err := CheckCID(c); err != nil {
 			return 0, fmt.Errorf("link %s: %v", c, err)
+		}
+		if len(w.links) == MaxLinks {
+			return 0, fmt.Errorf("more than %d links", MaxLinks)
 		}
 		w.links = append(w.links, c)
 		return end, nil
