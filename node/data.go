@@ -55,6 +55,10 @@ const findTimeout = 30 * time.Second
 // maxHolders is how many holders found on the DHT a fetch uses.
 const maxHolders = 8
 
+// keepTransfers is how many transfers the service remembers; the oldest
+// finished ones are forgotten beyond it.
+const keepTransfers = 256
+
 // progressEvery is how often a running add or get publishes a progress event.
 const progressEvery = 250 * time.Millisecond
 
@@ -475,6 +479,7 @@ func (s *dataService) get(r *http.Request, in DataGetRequest) (DataTransfer, err
 		t.st.State = TransferFinding
 	}
 	s.transfers[id] = t
+	s.pruneLocked()
 	s.wg.Add(1)
 	s.mu.Unlock()
 	go func() {
@@ -484,6 +489,24 @@ func (s *dataService) get(r *http.Request, in DataGetRequest) (DataTransfer, err
 	st := t.snapshot()
 	s.events.Publish("data.get.started", st)
 	return st, nil
+}
+
+// pruneLocked forgets the oldest finished transfers beyond keepTransfers.
+func (s *dataService) pruneLocked() {
+	if len(s.transfers) <= keepTransfers {
+		return
+	}
+	var done []uint64
+	for id, t := range s.transfers {
+		if t.snapshot().Finished() {
+			n, _ := strconv.ParseUint(id, 10, 64)
+			done = append(done, n)
+		}
+	}
+	slices.Sort(done)
+	for _, n := range done[:min(len(done), len(s.transfers)-keepTransfers)] {
+		delete(s.transfers, strconv.FormatUint(n, 10))
+	}
 }
 
 // runGet runs one transfer to its end: find holders, fetch, export.

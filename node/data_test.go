@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +215,55 @@ func TestDataAPILocal(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("events seen %v; want add, get done and failed, gc", seen)
 		}
+	}
+}
+
+// TestDataTransfersPruned: the service forgets the oldest finished
+// transfers beyond its limit, so the list cannot grow without bound.
+func TestDataTransfersPruned(t *testing.T) {
+	_, c := startTestDaemon(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "f")
+	if err := os.WriteFile(src, []byte("small"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var added node.DataAddResult
+	if err := c.Do(ctx, "POST", "/data/add", node.DataAddRequest{Path: src}, &added); err != nil {
+		t.Fatal(err)
+	}
+	get := func(i int) string {
+		var st node.DataTransfer
+		out := filepath.Join(dir, "out"+strconv.Itoa(i))
+		if err := c.Do(ctx, "POST", "/data/get", node.DataGetRequest{Root: added.Root, Output: out}, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.ID
+	}
+	const n = 300
+	var last string
+	for i := range n {
+		last = get(i)
+	}
+	waitTransfer(t, c, last)
+	var ts []node.DataTransfer
+	if err := c.Do(ctx, "GET", "/data/transfers", nil, &ts); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range ts {
+		waitTransfer(t, c, st.ID)
+	}
+	get(n)
+	if err := c.Do(ctx, "GET", "/data/transfers", nil, &ts); err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) > 257 || len(ts) < 200 {
+		t.Errorf("%d transfers remembered after %d gets, want at most 257", len(ts), n+1)
+	}
+	if err := c.Do(ctx, "GET", "/data/transfers/1", nil, nil); !api.IsStatus(err, http.StatusNotFound) {
+		t.Errorf("oldest transfer still there (%v), want it forgotten", err)
+	}
+	if ts[len(ts)-1].ID != strconv.Itoa(n+1) {
+		t.Errorf("newest remembered transfer %s, want %d", ts[len(ts)-1].ID, n+1)
 	}
 }
