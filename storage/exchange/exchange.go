@@ -112,7 +112,7 @@ func WithStreamsPerPeer(n int) Option {
 }
 
 // WithWindow sets how many blocks may be requested and not yet received on
-// one stream (default 4, at most MaxWants). Requests are pipelined so the
+// one stream (default 8, at most MaxWants). Requests are pipelined so the
 // round trip is hidden; the window bounds memory (streams x window x block
 // size at worst, in the muxer's buffers).
 func WithWindow(n int) Option {
@@ -196,7 +196,7 @@ func New(h Host, bs Blockstore, links LinksFunc, opts ...Option) (*Exchange, err
 	cfg := config{
 		allow:          func(peer.ID, cid.Cid) bool { return true },
 		streamsPerPeer: 2,
-		window:         4,
+		window:         8,
 		idleTimeout:    time.Minute,
 	}
 	for _, o := range opts {

@@ -3,6 +3,7 @@ package exchange
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -478,6 +479,10 @@ type peerError struct {
 func (e peerError) Error() string { return e.err.Error() }
 func (e peerError) Unwrap() error { return e.err }
 
+// processQueue is how many received blocks may wait for verification on a
+// stream; with the window it bounds a stream's memory.
+const processQueue = 4
+
 // maxReopen caps how often one of a peer's streams is reopened after a
 // failure that followed progress.
 const maxReopen = 3
@@ -506,8 +511,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 
-	window := f.e.cfg.window
-	work := make(chan received, window)
+	work := make(chan received, processQueue)
 	var procErr error // set by the processor before it cancels ctx
 	var procWG sync.WaitGroup
 	procWG.Add(1)
@@ -569,7 +573,10 @@ func (f *fetch) store(p peer.ID, c cid.Cid, data []byte) error {
 
 // read is a stream's reader loop; it returns nil when the fetch is done.
 func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *openSet, work chan<- received) error {
-	r := bufio.NewReaderSize(s, 32<<10)
+	// The read buffer only needs to hold a header: block bytes are read
+	// straight into their buffer, and a bigger buffer would copy each
+	// block's first bytes twice.
+	r := bufio.NewReaderSize(s, MaxHeaderSize+binary.MaxVarintLen64)
 	w := bufio.NewWriterSize(s, 4<<10)
 	window := f.e.cfg.window
 	rootCID := protocol.NewCID(f.root)
