@@ -113,8 +113,8 @@ func WithStreamsPerPeer(n int) Option {
 
 // WithWindow sets how many blocks may be requested and not yet received on
 // one stream (default 8, at most MaxWants). Requests are pipelined so the
-// round trip is hidden; the window bounds memory (streams x window x block
-// size at worst, in the muxer's buffers).
+// round trip is hidden; with the verify queue (4 blocks) it bounds memory:
+// peers x streams x (window + 5) blocks at worst.
 func WithWindow(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > MaxWants {
