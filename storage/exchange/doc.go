@@ -41,8 +41,8 @@
 // protocol is penalised (Penalty, WithBadPeerHook) and dropped, and its
 // blocks go to the other peers; a peer whose streams fail is dropped the
 // same way without penalty. Blocks are written to the store as they
-// arrive, so memory stays bounded by peers x streams x window blocks
-// whatever the DAG size. WithProgress reports blocks and bytes, and with
+// arrive, so memory stays bounded by peers x streams x (window + 5) blocks
+// whatever the DAG size (about 26 MiB per peer with the defaults). WithProgress reports blocks and bytes, and with
 // WithContentSize the total content bytes, for a progress bar with an ETA.
 //
 // # Usage

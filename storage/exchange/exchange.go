@@ -112,9 +112,9 @@ func WithStreamsPerPeer(n int) Option {
 }
 
 // WithWindow sets how many blocks may be requested and not yet received on
-// one stream (default 4, at most MaxWants). Requests are pipelined so the
-// round trip is hidden; the window bounds memory (streams x window x block
-// size at worst, in the muxer's buffers).
+// one stream (default 8, at most MaxWants). Requests are pipelined so the
+// round trip is hidden; with the verify queue (4 blocks) it bounds memory:
+// peers x streams x (window + 5) blocks at worst.
 func WithWindow(n int) Option {
 	return func(c *config) error {
 		if n < 1 || n > MaxWants {
@@ -196,7 +196,7 @@ func New(h Host, bs Blockstore, links LinksFunc, opts ...Option) (*Exchange, err
 	cfg := config{
 		allow:          func(peer.ID, cid.Cid) bool { return true },
 		streamsPerPeer: 2,
-		window:         4,
+		window:         8,
 		idleTimeout:    time.Minute,
 	}
 	for _, o := range opts {

@@ -3,6 +3,7 @@ package exchange
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -85,7 +86,7 @@ func WithBlockFrom(f func(p peer.ID, size int)) FetchOption {
 // stored; a peer that sends a bad block is penalised and dropped and the
 // block is fetched from another. A peer that fails mid-transfer is dropped
 // and its outstanding blocks go to the others. Memory is bounded by
-// streams x window blocks, whatever the DAG size.
+// peers x streams x (window + 5) blocks, whatever the DAG size.
 //
 // It returns ErrNoPeers when every peer was dropped with blocks still
 // missing, ErrNotFound when no remaining peer has some block, or the
@@ -489,6 +490,10 @@ type peerError struct {
 func (e peerError) Error() string { return e.err.Error() }
 func (e peerError) Unwrap() error { return e.err }
 
+// processQueue is how many received blocks may wait for verification on a
+// stream; with the window it bounds a stream's memory.
+const processQueue = 4
+
 // maxReopen caps how often one of a peer's streams is reopened after a
 // failure that followed progress.
 const maxReopen = 3
@@ -517,8 +522,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 
-	window := f.e.cfg.window
-	work := make(chan received, window)
+	work := make(chan received, processQueue)
 	var procErr error // set by the processor before it cancels ctx
 	var procWG sync.WaitGroup
 	procWG.Add(1)
@@ -580,7 +584,10 @@ func (f *fetch) store(p peer.ID, c cid.Cid, data []byte) error {
 
 // read is a stream's reader loop; it returns nil when the fetch is done.
 func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *openSet, work chan<- received) error {
-	r := bufio.NewReaderSize(s, 32<<10)
+	// The read buffer only needs to hold a header: block bytes are read
+	// straight into their buffer, and a bigger buffer would copy each
+	// block's first bytes twice.
+	r := bufio.NewReaderSize(s, MaxHeaderSize+binary.MaxVarintLen64)
 	w := bufio.NewWriterSize(s, 4<<10)
 	window := f.e.cfg.window
 	rootCID := protocol.NewCID(f.root)

@@ -65,7 +65,10 @@ func (e *Exchange) handleStream(s network.Stream) {
 		}
 	}()
 
-	w := bufio.NewWriterSize(s, 64<<10)
+	// Small: headers and error frames go through it; block bytes mostly
+	// bypass it (bufio writes large slices straight through once the
+	// buffer is flushed), so it adds one small copy per block, not 64 KiB.
+	w := bufio.NewWriterSize(s, 4<<10)
 	fail := func(st Status, err error) {
 		e.log.Debug("request refused", "peer", remote, "status", st, "err", err)
 		msg := err.Error()
