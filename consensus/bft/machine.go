@@ -97,17 +97,65 @@ func (rd *Ready) IsEmpty() bool {
 	return len(rd.Messages) == 0 && len(rd.Timeouts) == 0 && rd.Commit == nil && len(rd.Evidence) == 0 && len(rd.Errors) == 0
 }
 
-// voteSet holds the first vote of each validator for one (round, type).
+// voteSet holds the votes of one (round, type). The first vote of each
+// validator counts towards total (the "2f+1 of any value" rules); per value,
+// a validator's vote counts once in byHash. An equivocator's second vote
+// also counts for its value when that value is relevant (proposed in the
+// round, or re-proposed with the round as proof of lock): such a vote is a
+// valid signed message for the value, and two values can still not both
+// reach more than 2/3 unless more than 1/3 of the power equivocates. Votes
+// for irrelevant values beyond the first are dropped after yielding
+// evidence, which bounds the memory an equivocator can fill.
 type voteSet struct {
-	votes    map[string]*Vote
-	byHash   map[Hash]int64 // power per block hash (zero hash: nil votes)
-	total    int64          // power of all votes
-	reported map[string]bool
+	first    map[string]*Vote
+	total    int64
+	byHash   map[Hash]*tally
+	reported map[string]bool // evidence already emitted for this validator
+}
+
+type tally struct {
+	votes map[string]*Vote
+	power int64
+}
+
+func (vs *voteSet) power(h Hash) int64 {
+	if t := vs.byHash[h]; t != nil {
+		return t.power
+	}
+	return 0
+}
+
+// quorumHashes returns the hashes with more than 2/3 of the power, sorted.
+// There is at most one unless more than 1/3 of the power equivocates.
+func (vs *voteSet) quorumHashes(vals *ValidatorSet) []Hash {
+	var out []Hash
+	for h, t := range vs.byHash {
+		if vals.HasQuorum(t.power) {
+			out = append(out, h)
+		}
+	}
+	slices.SortFunc(out, func(a, b Hash) int { return bytes.Compare(a[:], b[:]) })
+	return out
+}
+
+// maxOtherProposals bounds the alternative proposals kept per round.
+const maxOtherProposals = 4
+
+// proposalEntry is a stored proposal and its validity, asked of the
+// application at most once: 0 unknown, 1 valid, -1 invalid.
+type proposalEntry struct {
+	p     *Proposal
+	valid int8
 }
 
 type roundState struct {
-	proposal *Proposal
-	valid    int8 // validity of proposal: 0 unknown, 1 valid, -1 invalid
+	// proposal is the first proposal received: the one this node prevotes
+	// on. others holds different proposals of an equivocating proposer (or
+	// the same hash with other data) whose value has votes in this round,
+	// at most one per hash, so that a value decided by others can still be
+	// decided here.
+	proposal *proposalEntry
+	others   map[Hash]*proposalEntry
 	reported bool // proposal equivocation already reported
 	votes    [2]voteSet
 	// "for the first time" guards of Algorithm 1.
@@ -192,6 +240,26 @@ func (m *Machine) State() State {
 // Proposer returns the proposer of round at the current height.
 func (m *Machine) Proposer(round int32) string { return m.order[int(round)%len(m.order)] }
 
+// ProofOfLock returns the prevotes this node holds for its valid value in
+// its valid round (nil if it has none). Rebroadcast them with the node's
+// own messages: a re-proposal of the value (POL round = valid round) is
+// only accepted by nodes that hold these prevotes, and some of them may
+// come from validators that sent them to part of the network only.
+func (m *Machine) ProofOfLock() []Message {
+	rs := m.rounds[m.validRound]
+	if m.validRound < 0 || rs == nil {
+		return nil
+	}
+	var out []Message
+	if t := rs.votes[Prevote-1].byHash[m.validValue.Hash]; t != nil {
+		for _, v := range t.votes {
+			out = append(out, Message{Vote: cloneVote(v)})
+		}
+	}
+	slices.SortFunc(out, func(a, b Message) int { return strings.Compare(a.Vote.Validator, b.Vote.Validator) })
+	return out
+}
+
 // HasReady reports whether Ready would return something to do.
 func (m *Machine) HasReady() bool { return !m.ready.IsEmpty() }
 
@@ -242,10 +310,10 @@ func (m *Machine) StartHeight(height uint64, vals *ValidatorSet, signed []Messag
 	}
 	rs := m.rs(m.round)
 	switch {
-	case rs.votes[Precommit-1].votes[m.cfg.ID] != nil:
+	case rs.votes[Precommit-1].first[m.cfg.ID] != nil:
 		m.step = StepPrecommit
 		m.schedule(StepPrecommit)
-	case rs.votes[Prevote-1].votes[m.cfg.ID] != nil:
+	case rs.votes[Prevote-1].first[m.cfg.ID] != nil:
 		m.step = StepPrevote
 		m.schedule(StepPrevote)
 	default:
@@ -342,7 +410,7 @@ func (m *Machine) rs(r int32) *roundState {
 	if rs == nil {
 		rs = &roundState{}
 		for i := range rs.votes {
-			rs.votes[i] = voteSet{votes: map[string]*Vote{}, byHash: map[Hash]int64{}}
+			rs.votes[i] = voteSet{first: map[string]*Vote{}, byHash: map[Hash]*tally{}}
 		}
 		m.rounds[r] = rs
 		i, _ := slices.BinarySearch(m.roundIDs, r)
@@ -373,22 +441,14 @@ func (m *Machine) record(msg Message) (bool, error) {
 	}
 	rs := m.rs(r)
 	if p := msg.Proposal; p != nil {
-		if rs.proposal == nil {
-			c := cloneMessage(msg).Proposal
-			rs.proposal = c
-			return true, nil
-		}
-		if !rs.reported {
-			if ev := newProposalEvidence(m.cfg.ChainID, rs.proposal, p); ev != nil {
-				rs.reported = true
-				m.ready.Evidence = append(m.ready.Evidence, *ev)
-			}
-		}
-		return changed, nil
+		return m.recordProposal(rs, p) || changed, nil
 	}
 	v := msg.Vote
 	vs := &rs.votes[v.Type-1]
-	if old := vs.votes[author]; old != nil {
+	if old := vs.first[author]; old != nil {
+		if old.BlockHash == v.BlockHash {
+			return changed, nil // a duplicate
+		}
 		if !vs.reported[author] {
 			if ev := newVoteEvidence(m.cfg.ChainID, old, v); ev != nil {
 				if vs.reported == nil {
@@ -398,11 +458,23 @@ func (m *Machine) record(msg Message) (bool, error) {
 				m.ready.Evidence = append(m.ready.Evidence, *ev)
 			}
 		}
+		if !m.relevant(r, v.BlockHash) {
+			return changed, nil
+		}
+	} else {
+		vs.first[author] = cloneVote(v)
+		vs.total += val.Power
+	}
+	t := vs.byHash[v.BlockHash]
+	if t == nil {
+		t = &tally{votes: map[string]*Vote{}}
+		vs.byHash[v.BlockHash] = t
+	}
+	if t.votes[author] != nil {
 		return changed, nil
 	}
-	vs.votes[author] = cloneVote(v)
-	vs.byHash[v.BlockHash] += val.Power
-	vs.total += val.Power
+	t.votes[author] = cloneVote(v)
+	t.power += val.Power
 	if author == m.cfg.ID && v.Type == Precommit && !v.BlockHash.IsZero() && r > m.lockedRound {
 		// Our own precommit, replayed after a restart: it was a lock.
 		m.lockedRound, m.lockedHash = r, v.BlockHash
@@ -411,6 +483,71 @@ func (m *Machine) record(msg Message) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// recordProposal stores a proposal of the round's proposer and reports
+// whether it is new.
+func (m *Machine) recordProposal(rs *roundState, p *Proposal) bool {
+	if rs.proposal == nil {
+		rs.proposal = &proposalEntry{p: cloneMessage(Message{Proposal: p}).Proposal}
+		return true
+	}
+	first := rs.proposal.p
+	h := p.Value.Hash
+	if first.Value.Hash == h && first.POLRound == p.POLRound && bytes.Equal(first.Value.Data, p.Value.Data) {
+		return false // a duplicate
+	}
+	if !rs.reported {
+		if ev := newProposalEvidence(m.cfg.ChainID, first, p); ev != nil {
+			rs.reported = true
+			m.ready.Evidence = append(m.ready.Evidence, *ev)
+		}
+	}
+	if old := rs.others[h]; old != nil && old.valid >= 0 {
+		return false // keep one plausible proposal per hash
+	} else if old == nil && len(rs.others) >= maxOtherProposals {
+		return false
+	}
+	if rs.others == nil {
+		rs.others = map[Hash]*proposalEntry{}
+	}
+	rs.others[h] = &proposalEntry{p: cloneMessage(Message{Proposal: p}).Proposal}
+	return true
+}
+
+// relevant reports whether an equivocator's extra vote for h in round r is
+// worth counting: h is nil, proposed in r, or re-proposed with r as its
+// proof-of-lock round.
+func (m *Machine) relevant(r int32, h Hash) bool {
+	if h.IsZero() {
+		return true
+	}
+	for _, rr := range m.roundIDs {
+		rs := m.rounds[rr]
+		if rs.proposal != nil && rs.proposal.p.Value.Hash == h && (rr == r || rs.proposal.p.POLRound == r) {
+			return true
+		}
+		if e := rs.others[h]; e != nil && (rr == r || e.p.POLRound == r) {
+			return true
+		}
+	}
+	return false
+}
+
+// candidate returns a valid stored proposal of round r whose value has hash
+// h, or nil.
+func (m *Machine) candidate(r int32, h Hash) *proposalEntry {
+	rs := m.rounds[r]
+	if rs == nil {
+		return nil
+	}
+	if e := rs.proposal; e != nil && e.p.Value.Hash == h && m.valid(e) {
+		return e
+	}
+	if e := rs.others[h]; e != nil && m.valid(e) {
+		return e
+	}
+	return nil
 }
 
 func (m *Machine) schedule(step Step) {
@@ -460,11 +597,11 @@ func (m *Machine) propose(r int32) {
 	_, _ = m.record(msg)
 }
 
-// findValue returns a stored proposal's value with hash h, or Value{}.
+// findValue returns a stored valid proposal's value with hash h, or Value{}.
 func (m *Machine) findValue(h Hash) Value {
 	for _, r := range m.roundIDs {
-		if p := m.rounds[r].proposal; p != nil && p.Value.Hash == h && m.rounds[r].valid >= 0 {
-			return p.Value
+		if e := m.candidate(r, h); e != nil {
+			return e.p.Value
 		}
 	}
 	return Value{}
@@ -474,7 +611,7 @@ func (m *Machine) findValue(h Hash) Value {
 // already signed one for this slot (the guard against double-signing after
 // a restart).
 func (m *Machine) vote(t VoteType, h Hash) {
-	if !m.signing || m.rs(m.round).votes[t-1].votes[m.cfg.ID] != nil {
+	if !m.signing || m.rs(m.round).votes[t-1].first[m.cfg.ID] != nil {
 		return
 	}
 	v := &Vote{Type: t, Height: m.height, Round: m.round, BlockHash: h, Validator: m.cfg.ID}
@@ -489,16 +626,15 @@ func (m *Machine) vote(t VoteType, h Hash) {
 	_, _ = m.record(msg)
 }
 
-// valid evaluates the application's validity of round r's proposal once.
-func (m *Machine) valid(r int32) bool {
-	rs := m.rounds[r]
-	if rs.valid == 0 {
-		rs.valid = -1
-		if err := m.cfg.App.ValidateValue(m.height, rs.proposal.Value); err == nil {
-			rs.valid = 1
+// valid asks the application about a stored proposal, once.
+func (m *Machine) valid(e *proposalEntry) bool {
+	if e.valid == 0 {
+		e.valid = -1
+		if err := m.cfg.App.ValidateValue(m.height, e.p.Value); err == nil {
+			e.valid = 1
 		}
 	}
-	return rs.valid > 0
+	return e.valid > 0
 }
 
 // process applies the upon-rules of Algorithm 1 until none fires.
@@ -517,17 +653,19 @@ func (m *Machine) process() {
 			rs.prevoteTimeout = true
 			m.schedule(StepPrevote)
 		}
-		if m.step >= StepPrevote && !rs.validUpdated && rs.proposal != nil && m.vals.HasQuorum(pv.byHash[rs.proposal.Value.Hash]) && m.valid(m.round) { // line 36
-			rs.validUpdated = true
-			if m.step == StepPrevote {
-				m.lockedRound, m.lockedHash = m.round, rs.proposal.Value.Hash
-				m.vote(Precommit, rs.proposal.Value.Hash)
-				m.step = StepPrecommit
+		if m.step >= StepPrevote && !rs.validUpdated { // line 36
+			if e := m.quorumCandidate(m.round, pv); e != nil {
+				rs.validUpdated = true
+				if m.step == StepPrevote {
+					m.lockedRound, m.lockedHash = m.round, e.p.Value.Hash
+					m.vote(Precommit, e.p.Value.Hash)
+					m.step = StepPrecommit
+				}
+				m.validRound, m.validValue = m.round, e.p.Value
+				changed = true
 			}
-			m.validRound, m.validValue = m.round, rs.proposal.Value
-			changed = true
 		}
-		if m.step == StepPrevote && m.vals.HasQuorum(pv.byHash[Hash{}]) { // line 44
+		if m.step == StepPrevote && m.vals.HasQuorum(pv.power(Hash{})) { // line 44
 			m.vote(Precommit, Hash{})
 			m.step = StepPrecommit
 			changed = true
@@ -544,17 +682,17 @@ func (m *Machine) process() {
 
 // onProposal is lines 22 and 28: the first prevote of the round.
 func (m *Machine) onProposal(rs *roundState) bool {
-	p := rs.proposal
-	h := p.Value.Hash
+	e := rs.proposal
+	p, h := e.p, e.p.Value.Hash
 	if p.POLRound >= 0 {
 		pol := m.rounds[p.POLRound]
-		if pol == nil || !m.vals.HasQuorum(pol.votes[Prevote-1].byHash[h]) {
+		if pol == nil || !m.vals.HasQuorum(pol.votes[Prevote-1].power(h)) {
 			return false // wait for the proof of lock, or time out
 		}
 	}
-	ok := m.valid(m.round) && (m.lockedRound <= p.POLRound || m.lockedHash == h)
+	ok := m.valid(e) && (m.lockedRound <= p.POLRound || m.lockedHash == h)
 	if p.POLRound < 0 {
-		ok = m.valid(m.round) && (m.lockedRound == -1 || m.lockedHash == h)
+		ok = m.valid(e) && (m.lockedRound == -1 || m.lockedHash == h)
 	}
 	if !ok {
 		h = Hash{}
@@ -564,26 +702,35 @@ func (m *Machine) onProposal(rs *roundState) bool {
 	return true
 }
 
+// quorumCandidate returns a valid stored proposal of round r whose value
+// has more than 2/3 of vs, or nil.
+func (m *Machine) quorumCandidate(r int32, vs *voteSet) *proposalEntry {
+	for _, h := range vs.quorumHashes(m.vals) {
+		if h.IsZero() {
+			continue
+		}
+		if e := m.candidate(r, h); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
 // tryDecide is line 49, for any round.
 func (m *Machine) tryDecide() bool {
 	for _, r := range m.roundIDs {
-		rs := m.rounds[r]
-		if rs.proposal == nil {
+		pc := &m.rounds[r].votes[Precommit-1]
+		e := m.quorumCandidate(r, pc)
+		if e == nil {
 			continue
 		}
-		h := rs.proposal.Value.Hash
-		pc := &rs.votes[Precommit-1]
-		if !m.vals.HasQuorum(pc.byHash[h]) || !m.valid(r) {
-			continue
-		}
+		h := e.p.Value.Hash
 		cert := Certificate{Height: m.height, Round: r, BlockHash: h}
-		for id, v := range pc.votes {
-			if v.BlockHash == h {
-				cert.Signatures = append(cert.Signatures, CommitSig{Validator: id, Signature: bytes.Clone(v.Signature)})
-			}
+		for id, v := range pc.byHash[h].votes {
+			cert.Signatures = append(cert.Signatures, CommitSig{Validator: id, Signature: bytes.Clone(v.Signature)})
 		}
 		slices.SortFunc(cert.Signatures, func(a, b CommitSig) int { return strings.Compare(a.Validator, b.Validator) })
-		p := *cloneMessage(Message{Proposal: rs.proposal}).Proposal
+		p := *cloneMessage(Message{Proposal: e.p}).Proposal
 		m.ready.Commit = &Commit{Height: m.height, Value: p.Value, Proposal: p, Certificate: cert}
 		m.decided = true
 		return true

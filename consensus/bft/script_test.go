@@ -101,7 +101,9 @@ func testKey(name string) ed25519.PrivateKey {
 
 type edSigner ed25519.PrivateKey
 
-func (s edSigner) Sign(msg []byte) ([]byte, error) { return ed25519.Sign(ed25519.PrivateKey(s), msg), nil }
+func (s edSigner) Sign(msg []byte) ([]byte, error) {
+	return ed25519.Sign(ed25519.PrivateKey(s), msg), nil
+}
 
 func valueOf(name string) bft.Value {
 	return bft.Value{Hash: sha256.Sum256([]byte(name)), Data: []byte(name)}
