@@ -27,6 +27,11 @@ type Certificate struct {
 // block hash, no unknown or repeated validator, every signature valid, and
 // more than 2/3 of the total power. Followers call it for every block.
 func (c *Certificate) Verify(chainID string, vals *ValidatorSet) error {
+	return c.VerifyWith(chainID, vals, ed25519.Verify)
+}
+
+// VerifyWith is Verify with a given signature verifier.
+func (c *Certificate) VerifyWith(chainID string, vals *ValidatorSet, verify SigVerifier) error {
 	if c.BlockHash.IsZero() {
 		return fmt.Errorf("%w: certificate for the nil hash", ErrInvalidMessage)
 	}
@@ -48,7 +53,7 @@ func (c *Certificate) Verify(chainID string, vals *ValidatorSet) error {
 		}
 		seen[s.Validator] = true
 		v := c.Vote(s)
-		if !ed25519.Verify(val.PubKey, VoteSignBytes(chainID, &v), s.Signature) {
+		if !verify(val.PubKey, VoteSignBytes(chainID, &v), s.Signature) {
 			return fmt.Errorf("%w: precommit of %q at height %d", ErrBadSignature, s.Validator, c.Height)
 		}
 		power += val.Power
@@ -148,6 +153,11 @@ func cloneVote(v *Vote) *Vote {
 // canonical order, and both signatures valid. Whether the evidence has
 // expired or was already punished is the ledger's call.
 func (e *Evidence) Verify(chainID string, vals *ValidatorSet) error {
+	return e.VerifyWith(chainID, vals, ed25519.Verify)
+}
+
+// VerifyWith is Verify with a given signature verifier.
+func (e *Evidence) VerifyWith(chainID string, vals *ValidatorSet, verify SigVerifier) error {
 	var a, b Message
 	switch {
 	case e.VoteA != nil && e.VoteB != nil && e.ProposalA == nil && e.ProposalB == nil:
@@ -172,7 +182,7 @@ func (e *Evidence) Verify(chainID string, vals *ValidatorSet) error {
 		return fmt.Errorf("%w: need exactly one pair of votes or proposals", ErrInvalidEvidence)
 	}
 	for _, m := range []Message{a, b} {
-		if err := VerifyMessage(chainID, vals, m); err != nil {
+		if err := VerifyMessageWith(chainID, vals, m, verify); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidEvidence, err)
 		}
 	}

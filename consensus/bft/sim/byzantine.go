@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -30,7 +29,7 @@ func (s *Sim) byzantineSend(n *node, m bft.Message) {
 		b := a
 		b.Value.Data = append(append([]byte{}, a.Value.Data...), " alt"...)
 		b.Value.Hash = sha256.Sum256(b.Value.Data)
-		b.Signature = ed25519.Sign(n.info.Key, bft.ProposalSignBytes(ChainID, &b))
+		b.Signature = s.sign(n, bft.ProposalSignBytes(ChainID, &b))
 		s.record(n, bft.Message{Proposal: &b})
 		s.split[[2]uint64{a.Height, uint64(a.Round)}] = [2]bft.Value{a.Value, b.Value}
 		s.sendSplit(n, bft.Message{Proposal: &a}, bft.Message{Proposal: &b})
@@ -51,7 +50,7 @@ func (s *Sim) byzantineSend(n *node, m bft.Message) {
 			return
 		}
 		for _, x := range []*bft.Vote{&a, &b} {
-			x.Signature = ed25519.Sign(n.info.Key, bft.VoteSignBytes(ChainID, x))
+			x.Signature = s.sign(n, bft.VoteSignBytes(ChainID, x))
 			s.record(n, bft.Message{Vote: x})
 		}
 		s.sendSplit(n, bft.Message{Vote: &a}, bft.Message{Vote: &b})
@@ -76,7 +75,7 @@ func (s *Sim) sendSplit(n *node, a, b bft.Message) {
 
 // signAndSend signs v as n and broadcasts it.
 func (s *Sim) signAndSend(n *node, v *bft.Vote) {
-	v.Signature = ed25519.Sign(n.info.Key, bft.VoteSignBytes(ChainID, v))
+	v.Signature = s.sign(n, bft.VoteSignBytes(ChainID, v))
 	m := bft.Message{Vote: v}
 	s.record(n, m)
 	s.broadcast(n, m)

@@ -87,6 +87,12 @@ type Scenario struct {
 	ValsetChanges bool
 	// Powers: random powers 1..10 for the fixed set (not with Byzantine).
 	Powers bool
+	// RealCrypto signs with Ed25519 in every seed. Otherwise only seeds
+	// divisible by RealCryptoEvery do; the others sign with a keyed
+	// SHA-256 that the simulator checks in place of Ed25519 (same signing
+	// bytes, certificates and evidence checks, a fraction of the cost,
+	// which matters under -race).
+	RealCrypto bool
 }
 
 // Timing of the simulated network and timeouts, in virtual milliseconds.
@@ -107,6 +113,9 @@ var Timeouts = bft.TimeoutConfig{
 	Prevote: 100 * time.Millisecond, PrevoteDelta: 50 * time.Millisecond,
 	Precommit: 100 * time.Millisecond, PrecommitDelta: 50 * time.Millisecond,
 }
+
+// RealCryptoEvery: seeds divisible by it use Ed25519 signatures.
+const RealCryptoEvery = 8
 
 // ChainID of simulated runs.
 const ChainID = "sim-chain"
@@ -164,6 +173,7 @@ type node struct {
 	wal       map[uint64][]bft.Message // persisted own messages per height
 	chain     []*bft.Commit            // block store: chain[h-1]
 	lastSync  map[[2]uint64]int64      // (peer, height) -> time of last sync reply
+	lastTick  [2]int64                 // (height, round) at the previous tick
 }
 
 func (n *node) height() uint64 { return uint64(len(n.chain)) + 1 }
@@ -205,12 +215,14 @@ type Sim struct {
 	groups  []int // partition group per node; nil: no partition
 	quiet   int64 // time of the last fault event
 
-	trace   []event
+	trace   []*event
 	signed  map[slot][]string         // distinct signed messages per slot
 	seen    map[int]map[slot][]string // per honest node: distinct messages accepted at their height
 	evid    map[int]map[slot]bool     // per honest node: evidence reported
 	decided map[uint64]bft.Hash
-	certOK  map[string]bool
+	sigOK   map[string]bool
+	real    bool           // Ed25519 signatures (else fast keyed hashes)
+	byPub   map[string]int // public key -> node
 	split   map[[2]uint64][2]bft.Value // (height, round) -> Byzantine proposer's two values
 	stats   Stats
 	err     error
@@ -232,11 +244,11 @@ type Result struct {
 	Stats    Stats
 	// Chain is the decided hash per height (1-based index minus one).
 	Chain []bft.Hash
-	trace []string
+	sim   *Sim
 }
 
 // Trace returns the run's delivered events, one line each.
-func (r *Result) Trace() []string { return r.trace }
+func (r *Result) Trace() []string { return r.sim.formatTrace() }
 
 // Error is a failed check, with the seed and the trace to replay it.
 type Error struct {
@@ -258,7 +270,8 @@ func Run(sc Scenario, seed uint64, factory AppFactory) (*Result, error) {
 	s := &Sim{
 		sc: sc, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), factory: factory,
 		byID: map[string]int{}, signed: map[slot][]string{}, seen: map[int]map[slot][]string{},
-		evid: map[int]map[slot]bool{}, decided: map[uint64]bft.Hash{}, certOK: map[string]bool{},
+		evid: map[int]map[slot]bool{}, decided: map[uint64]bft.Hash{}, sigOK: map[string]bool{}, byPub: map[string]int{},
+		real: sc.RealCrypto || seed%RealCryptoEvery == 0,
 		split: map[[2]uint64][2]bft.Value{},
 	}
 	if err := s.setup(); err != nil {
@@ -276,9 +289,9 @@ func Run(sc Scenario, seed uint64, factory AppFactory) (*Result, error) {
 		}
 		res.Chain = append(res.Chain, d)
 	}
-	res.trace = s.formatTrace()
+	res.sim = s
 	if s.err != nil {
-		return res, &Error{Seed: seed, Scenario: sc.Name, Err: s.err, Trace: res.trace}
+		return res, &Error{Seed: seed, Scenario: sc.Name, Err: s.err, Trace: s.formatTrace()}
 	}
 	return res, nil
 }
@@ -310,6 +323,7 @@ func (s *Sim) setup() error {
 			pool[i].Power = 1 + s.rng.Int64N(10)
 		}
 		s.byID[pool[i].ID] = i
+		s.byPub[string(pool[i].PubKey)] = i
 	}
 	byz := s.rng.Perm(sc.Validators)[:sc.Byzantine]
 	sched := &schedule{pool: pool, changes: sc.ValsetChanges, seed: s.seed, sets: map[uint64]*bft.ValidatorSet{}}
@@ -367,7 +381,7 @@ func (s *Sim) start(n *node) {
 			return
 		}
 	}
-	m, err := bft.New(bft.Config{ChainID: ChainID, ID: n.info.ID, Signer: signer(n.info.Key), App: n.app, Timeouts: Timeouts, RoundWindow: roundWindow})
+	m, err := bft.New(bft.Config{ChainID: ChainID, ID: n.info.ID, Signer: signer{s, n}, App: n.app, Timeouts: Timeouts, RoundWindow: roundWindow})
 	if err != nil {
 		s.fail("%v", err)
 		return
@@ -390,10 +404,30 @@ func (s *Sim) startHeight(n *node) {
 	s.drain(n)
 }
 
-type signer ed25519.PrivateKey
+type signer struct {
+	s *Sim
+	n *node
+}
 
-func (k signer) Sign(msg []byte) ([]byte, error) {
-	return ed25519.Sign(ed25519.PrivateKey(k), msg), nil
+func (k signer) Sign(msg []byte) ([]byte, error) { return k.s.sign(k.n, msg), nil }
+
+// sign signs msg as n: Ed25519, or (fast mode) a keyed SHA-256 that only
+// the simulator checks.
+func (s *Sim) sign(n *node, msg []byte) []byte {
+	if !s.real {
+		sum := fastSig(n.info.Key, msg)
+		return sum[:]
+	}
+	return ed25519.Sign(n.info.Key, msg)
+}
+
+func fastSig(key ed25519.PrivateKey, msg []byte) [32]byte {
+	h := sha256.New()
+	h.Write(key.Seed())
+	h.Write(msg)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
 }
 
 func (s *Sim) done() bool {
@@ -451,22 +485,22 @@ func (s *Sim) handle(e *event) {
 	switch e.kind {
 	case evPartition:
 		s.groups = e.groups
-		s.trace = append(s.trace, *e)
+		s.trace = append(s.trace, e)
 	case evHeal:
 		s.groups = nil
-		s.trace = append(s.trace, *e)
+		s.trace = append(s.trace, e)
 	case evCrash:
 		n := s.nodes[e.node]
 		if n.alive {
 			s.crash(n)
-			s.trace = append(s.trace, *e)
+			s.trace = append(s.trace, e)
 		}
 	case evRestart:
 		n := s.nodes[e.node]
 		if !n.alive {
 			n.alive = true
 			n.inc++
-			s.trace = append(s.trace, *e)
+			s.trace = append(s.trace, e)
 			s.start(n)
 			s.push(&event{at: s.now + tickInterval, kind: evTick, node: e.node, inc: n.inc})
 		}
@@ -478,7 +512,7 @@ func (s *Sim) handle(e *event) {
 	case evTimeout:
 		n := s.nodes[e.node]
 		if n.alive && n.inc == e.inc {
-			s.trace = append(s.trace, *e)
+			s.trace = append(s.trace, e)
 			n.m.Timeout(e.timeout)
 			s.drain(n)
 		}
@@ -501,7 +535,7 @@ func (s *Sim) handle(e *event) {
 		if !n.alive || s.cut(e.from, e.node) || e.commit.Height != n.height() {
 			return
 		}
-		s.trace = append(s.trace, *e)
+		s.trace = append(s.trace, e)
 		s.syncCommit(n, e.commit)
 	}
 }
@@ -526,13 +560,13 @@ func (s *Sim) deliver(e *event) {
 		return
 	}
 	s.stats.Delivered++
-	s.trace = append(s.trace, *e)
+	s.trace = append(s.trace, e)
 	st := n.m.State()
 	err := n.m.Step(e.msg)
 	switch {
 	case errors.Is(err, bft.ErrPastHeight):
 		s.syncPeer(n, e.from, e.msg.Height())
-	case err == nil && !n.byzantine && e.msg.Height() == st.Height && e.msg.Round() <= st.Round+roundWindow:
+	case err == nil && s.sc.Byzantine > 0 && !n.byzantine && e.msg.Height() == st.Height && e.msg.Round() <= st.Round+roundWindow:
 		// Track what this honest node accepted, to demand evidence for every
 		// equivocation it saw.
 		sl := slotOf(e.msg)
@@ -574,7 +608,7 @@ func (s *Sim) syncCommit(n *node, c *bft.Commit) {
 		s.fail("%v", err)
 		return
 	}
-	if err := c.Certificate.Verify(ChainID, vs); err != nil || c.Certificate.BlockHash != c.Value.Hash {
+	if err := c.Certificate.VerifyWith(ChainID, vs, s.verify); err != nil || c.Certificate.BlockHash != c.Value.Hash {
 		s.fail("%s: synced certificate does not verify: %v", n.info.ID, err)
 		return
 	}
@@ -588,8 +622,17 @@ func (s *Sim) syncCommit(n *node, c *bft.Commit) {
 	}
 }
 
+// tick is a node's own rebroadcast timer. It only acts when the node made
+// no progress since its previous tick: then it announces its height (peers
+// ahead of it answer with block sync) and rebroadcasts its messages.
 func (s *Sim) tick(n *node) {
 	h := n.height()
+	st := n.m.State()
+	progress := [2]int64{int64(h), int64(st.Round)}
+	if progress != n.lastTick {
+		n.lastTick = progress
+		return
+	}
 	for i := range s.nodes {
 		if i != n.info.Index {
 			s.sendStatus(n.info.Index, i, h)
@@ -598,7 +641,7 @@ func (s *Sim) tick(n *node) {
 	// Rebroadcast own messages of the latest two rounds at this height, and
 	// own prevotes for values in any round: they may be a proof of lock
 	// some node needs to accept a re-proposal.
-	r := n.m.State().Round
+	r := st.Round
 	for _, m := range n.wal[h] {
 		if m.Round() >= r-1 || m.Vote != nil && m.Vote.Type == bft.Prevote && !m.Vote.BlockHash.IsZero() {
 			if n.byzantine {
@@ -717,7 +760,7 @@ func (s *Sim) record(n *node, m bft.Message) {
 
 func (s *Sim) evidence(n *node, ev bft.Evidence) {
 	s.stats.Evidence++
-	s.trace = append(s.trace, event{at: s.now, kind: evDeliver, node: -1, from: n.info.Index, msg: bft.Message{}})
+	s.trace = append(s.trace, &event{at: s.now, kind: evDeliver, node: -1, from: n.info.Index, msg: bft.Message{}})
 	off, ok := s.byID[ev.Offender()]
 	if !ok || !s.nodes[off].byzantine {
 		s.fail("%s reported evidence against honest %s: %s", n.info.ID, ev.Offender(), &ev)
@@ -728,7 +771,7 @@ func (s *Sim) evidence(n *node, ev bft.Evidence) {
 		s.fail("%v", err)
 		return
 	}
-	if err := ev.Verify(ChainID, vs); err != nil {
+	if err := ev.VerifyWith(ChainID, vs, s.verify); err != nil {
 		s.fail("%s: evidence does not verify: %v", n.info.ID, err)
 		return
 	}
@@ -742,7 +785,7 @@ func (s *Sim) evidence(n *node, ev bft.Evidence) {
 }
 
 func (s *Sim) commit(n *node, c *bft.Commit) {
-	s.trace = append(s.trace, event{at: s.now, kind: evDeliver, node: -2, from: n.info.Index, msg: bft.Message{Proposal: &c.Proposal}})
+	s.trace = append(s.trace, &event{at: s.now, kind: evDeliver, node: -2, from: n.info.Index, msg: bft.Message{Proposal: &c.Proposal}})
 	if c.Height != n.height() {
 		s.fail("%s committed height %d at height %d", n.info.ID, c.Height, n.height())
 		return
@@ -756,13 +799,9 @@ func (s *Sim) commit(n *node, c *bft.Commit) {
 		s.fail("%v", err)
 		return
 	}
-	key := certKey(c.Certificate) + string(vs.Hash().String())
-	if !s.certOK[key] {
-		if err := c.Certificate.Verify(ChainID, vs); err != nil {
-			s.fail("%s: certificate of height %d: %v", n.info.ID, c.Height, err)
-			return
-		}
-		s.certOK[key] = true
+	if err := c.Certificate.VerifyWith(ChainID, vs, s.verify); err != nil {
+		s.fail("%s: certificate of height %d: %v", n.info.ID, c.Height, err)
+		return
 	}
 	if !n.byzantine {
 		if d, ok := s.decided[c.Height]; ok && d != c.Value.Hash {
@@ -779,14 +818,24 @@ func (s *Sim) commit(n *node, c *bft.Commit) {
 	s.stats.Commits++
 }
 
-func certKey(c bft.Certificate) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d/%d/%x", c.Height, c.Round, c.BlockHash)
-	for _, s := range c.Signatures {
-		b.WriteString(s.Validator)
-		b.Write(s.Signature)
+// verify is a caching ed25519.Verify (the same precommits appear in many
+// nodes' certificates), or the check of a fast signature.
+func (s *Sim) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+	if !s.real {
+		i, ok := s.byPub[string(pub)]
+		if !ok {
+			return false
+		}
+		want := fastSig(s.nodes[i].info.Key, msg)
+		return string(want[:]) == string(sig)
 	}
-	return b.String()
+	key := string(pub) + string(sig) + string(msg)
+	ok, hit := s.sigOK[key]
+	if !hit {
+		ok = ed25519.Verify(pub, msg, sig)
+		s.sigOK[key] = ok
+	}
+	return ok
 }
 
 // finalChecks: every equivocation an honest node accepted both halves of
