@@ -221,8 +221,8 @@ type Sim struct {
 	evid    map[int]map[slot]bool     // per honest node: evidence reported
 	decided map[uint64]bft.Hash
 	sigOK   map[string]bool
-	real    bool           // Ed25519 signatures (else fast keyed hashes)
-	byPub   map[string]int // public key -> node
+	real    bool                       // Ed25519 signatures (else fast keyed hashes)
+	byPub   map[string]int             // public key -> node
 	split   map[[2]uint64][2]bft.Value // (height, round) -> Byzantine proposer's two values
 	stats   Stats
 	err     error
@@ -271,7 +271,7 @@ func Run(sc Scenario, seed uint64, factory AppFactory) (*Result, error) {
 		sc: sc, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), factory: factory,
 		byID: map[string]int{}, signed: map[slot][]string{}, seen: map[int]map[slot][]string{},
 		evid: map[int]map[slot]bool{}, decided: map[uint64]bft.Hash{}, sigOK: map[string]bool{}, byPub: map[string]int{},
-		real: sc.RealCrypto || seed%RealCryptoEvery == 0,
+		real:  sc.RealCrypto || seed%RealCryptoEvery == 0,
 		split: map[[2]uint64][2]bft.Value{},
 	}
 	if err := s.setup(); err != nil {
