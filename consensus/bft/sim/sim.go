@@ -201,6 +201,15 @@ func signBytes(m bft.Message) string {
 	return string(bft.VoteSignBytes(ChainID, m.Vote))
 }
 
+// DefaultApp returns the factory of the built-in application for a pool:
+// values are opaque texts naming their height and parent; the validator
+// set is the whole pool, or with changes a seeded subset per height. Wrap
+// it to add checks per committed block.
+func DefaultApp(pool []bft.Validator, changes bool, seed uint64) AppFactory {
+	sched := &schedule{pool: pool, changes: changes, seed: seed, sets: map[uint64]*bft.ValidatorSet{}}
+	return func(n NodeInfo) Application { return &kvApp{id: n.ID, sched: sched} }
+}
+
 // Sim is one run.
 type Sim struct {
 	sc      Scenario
@@ -326,9 +335,8 @@ func (s *Sim) setup() error {
 		s.byPub[string(pool[i].PubKey)] = i
 	}
 	byz := s.rng.Perm(sc.Validators)[:sc.Byzantine]
-	sched := &schedule{pool: pool, changes: sc.ValsetChanges, seed: s.seed, sets: map[uint64]*bft.ValidatorSet{}}
 	if s.factory == nil {
-		s.factory = func(n NodeInfo) Application { return &kvApp{id: n.ID, sched: sched} }
+		s.factory = DefaultApp(pool, sc.ValsetChanges, s.seed)
 	}
 	for i := range pool {
 		n := &node{info: NodeInfo{Index: i, ID: pool[i].ID, Key: keys[i], Pool: pool}, wal: map[uint64][]bft.Message{}, lastSync: map[[2]uint64]int64{}}
@@ -811,7 +819,7 @@ func (s *Sim) commit(n *node, c *bft.Commit) {
 		s.decided[c.Height] = c.Value.Hash
 	}
 	if err := n.app.Commit(c.Height, c.Value, c.Certificate); err != nil {
-		s.fail("%s: application commit %d: %v", n.info.ID, c.Height, err)
+		s.fail("%s: application commit of height %d: %v", n.info.ID, c.Height, err)
 		return
 	}
 	n.chain = append(n.chain, c)
