@@ -179,7 +179,8 @@ type Machine struct {
 	lockedRound int32
 	lockedHash  Hash
 	validRound  int32
-	validValue  Value // Data may be nil after a restart restored only the hash
+	validValue  Value
+	validData   bool // validValue.Data is known (not after a restart that restored only the hash)
 
 	rounds   map[int32]*roundState
 	roundIDs []int32          // keys of rounds, ascending, for deterministic scans
@@ -479,7 +480,7 @@ func (m *Machine) record(msg Message) (bool, error) {
 		// Our own precommit, replayed after a restart: it was a lock.
 		m.lockedRound, m.lockedHash = r, v.BlockHash
 		if m.validRound < r {
-			m.validRound, m.validValue = r, Value{Hash: v.BlockHash}
+			m.validRound, m.validValue, m.validData = r, Value{Hash: v.BlockHash}, false
 		}
 	}
 	return true, nil
@@ -570,11 +571,11 @@ func (m *Machine) propose(r int32) {
 	if m.validRound >= 0 {
 		p.POLRound = m.validRound
 		p.Value = m.validValue
-		if p.Value.Data == nil {
+		if !m.validData {
 			p.Value = m.findValue(m.validValue.Hash)
 		}
 	}
-	if p.Value.Data == nil {
+	if p.Value.Hash.IsZero() {
 		v, err := m.cfg.App.ProposeValue(m.height, r)
 		if err != nil {
 			m.ready.Errors = append(m.ready.Errors, fmt.Errorf("bft: propose at %d/%d: %w", m.height, r, err))
@@ -661,7 +662,7 @@ func (m *Machine) process() {
 					m.vote(Precommit, e.p.Value.Hash)
 					m.step = StepPrecommit
 				}
-				m.validRound, m.validValue = m.round, e.p.Value
+				m.validRound, m.validValue, m.validData = m.round, e.p.Value, true
 				changed = true
 			}
 		}
