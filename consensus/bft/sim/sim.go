@@ -12,7 +12,25 @@
 //
 // The per-node Application hook lets the ledger be plugged in: it proposes
 // and validates values, applies each committed block (and can check its own
-// invariants there), and supplies the validator set of each height.
+// invariants there), and supplies the validator set of each height. See
+// DefaultApp and AppFactory.
+//
+// What the simulated node does around its machine is what the consensus
+// Service must do: persist own messages before sending them (a crash may
+// strike in between), rebroadcast its recent messages and ProofOfLock when
+// it makes no progress, announce its height, and apply blocks received
+// with a verified certificate from peers that are ahead (block sync).
+//
+// # Running
+//
+//	go test ./consensus/bft/sim                         # 1,000 seeds over Scenarios()
+//	go test ./consensus/bft/sim -sim.seeds=100000       # more (also -e2e or GPUNODE_E2E=1)
+//	go test ./consensus/bft/sim -run TestSim -sim.scenario byzantine-4 -seed 17 -v
+//
+// The last form replays one seed and prints its trace (every delivered
+// message, timeout, crash, partition, sync and commit with its virtual
+// time). A failing seed prints that command, the end of the trace, and the
+// path of a file holding the whole trace.
 package sim
 
 import (
@@ -164,16 +182,17 @@ func (q *queue) Pop() any       { old := *q; e := old[len(old)-1]; *q = old[:len
 func (q queue) peekTime() int64 { return q[0].at }
 
 type node struct {
-	info      NodeInfo
-	byzantine bool
-	alive     bool
-	inc       int // incarnation: timers of a crashed incarnation are dropped
-	m         *bft.Machine
-	app       Application
-	wal       map[uint64][]bft.Message // persisted own messages per height
-	chain     []*bft.Commit            // block store: chain[h-1]
-	lastSync  map[[2]uint64]int64      // (peer, height) -> time of last sync reply
-	lastTick  [2]int64                 // (height, round) at the previous tick
+	info        NodeInfo
+	byzantine   bool
+	alive       bool
+	inc         int // incarnation: timers of a crashed incarnation are dropped
+	m           *bft.Machine
+	app         Application
+	wal         map[uint64][]bft.Message // persisted own messages per height
+	chain       []*bft.Commit            // block store: chain[h-1]
+	lastSync    map[[2]uint64]int64      // (peer, height) -> time of last sync reply
+	lastTick    [2]int64                 // (height, round) at the previous tick
+	crashHeight uint64                   // height when it last crashed
 }
 
 func (n *node) height() uint64 { return uint64(len(n.chain)) + 1 }
@@ -549,6 +568,7 @@ func (s *Sim) handle(e *event) {
 }
 
 func (s *Sim) crash(n *node) {
+	n.crashHeight = n.height()
 	n.alive = false
 	n.inc++
 	n.m = nil
@@ -811,6 +831,9 @@ func (s *Sim) commit(n *node, c *bft.Commit) {
 		s.fail("%s: certificate of height %d: %v", n.info.ID, c.Height, err)
 		return
 	}
+	if _, ok := s.decided[c.Height]; !ok && !s.sc.ValsetChanges {
+		s.checkHalted(c.Height)
+	}
 	if !n.byzantine {
 		if d, ok := s.decided[c.Height]; ok && d != c.Value.Hash {
 			s.fail("SAFETY: %s committed %s at height %d, another honest node committed %s", n.info.ID, c.Value.Hash, c.Height, d)
@@ -844,6 +867,26 @@ func (s *Sim) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 		s.sigOK[key] = ok
 	}
 	return ok
+}
+
+// checkHalted fails the run when a height is decided for the first time
+// while more than 1/3 of the power is crashed, beyond the heights the
+// crashed nodes had reached: a quorum there would need a vote from one of
+// them.
+func (s *Sim) checkHalted(h uint64) {
+	var down, total int64
+	var maxH uint64
+	for _, n := range s.nodes {
+		p := n.info.Pool[n.info.Index].Power
+		total += p
+		if !n.alive {
+			down += p
+			maxH = max(maxH, n.crashHeight)
+		}
+	}
+	if 3*down > total && h > maxH {
+		s.fail("height %d decided while %d of %d power was crashed at heights <= %d: the chain should halt", h, down, total, maxH)
+	}
 }
 
 // finalChecks: every equivocation an honest node accepted both halves of
