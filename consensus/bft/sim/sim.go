@@ -165,6 +165,7 @@ type event struct {
 	inc     int
 	groups  []int
 	commit  *bft.Commit // evSync
+	note    string      // evidence description in the trace
 }
 
 type queue []*event
@@ -788,7 +789,7 @@ func (s *Sim) record(n *node, m bft.Message) {
 
 func (s *Sim) evidence(n *node, ev bft.Evidence) {
 	s.stats.Evidence++
-	s.trace = append(s.trace, &event{at: s.now, kind: evDeliver, node: -1, from: n.info.Index, msg: bft.Message{}})
+	s.trace = append(s.trace, &event{at: s.now, kind: evDeliver, node: -1, from: n.info.Index, note: ev.String()})
 	off, ok := s.byID[ev.Offender()]
 	if !ok || !s.nodes[off].byzantine {
 		s.fail("%s reported evidence against honest %s: %s", n.info.ID, ev.Offender(), &ev)
@@ -927,7 +928,7 @@ func (s *Sim) formatTrace() []string {
 		case evDeliver:
 			switch e.node {
 			case -1:
-				l = fmt.Sprintf("evidence at n%d", e.from)
+				l = fmt.Sprintf("n%d reports %s", e.from, e.note)
 			case -2:
 				l = fmt.Sprintf("commit n%d h=%d v=%s", e.from, e.msg.Proposal.Height, e.msg.Proposal.Value.Hash)
 			default:
