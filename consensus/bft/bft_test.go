@@ -126,6 +126,7 @@ func TestCertificateVerify(t *testing.T) {
 		{"two thirds only", func(c *bft.Certificate) { c.Signatures = c.Signatures[:2] }, bft.ErrInsufficientPower},
 		{"duplicate signer", func(c *bft.Certificate) { c.Signatures[2] = c.Signatures[0] }, bft.ErrInvalidMessage},
 		{"unknown signer", func(c *bft.Certificate) { c.Signatures[2] = signedPrecommit(5, 2, a, "v9") }, bft.ErrUnknownValidator},
+		{"unsorted", func(c *bft.Certificate) { c.Signatures[0], c.Signatures[1] = c.Signatures[1], c.Signatures[0] }, bft.ErrInvalidMessage},
 		{"other round", func(c *bft.Certificate) { c.Round = 3 }, bft.ErrBadSignature},
 		{"other height", func(c *bft.Certificate) { c.Height = 6 }, bft.ErrBadSignature},
 		{"other block", func(c *bft.Certificate) { c.BlockHash = valueOf("B").Hash }, bft.ErrBadSignature},

@@ -15,7 +15,7 @@ type CommitSig struct {
 // Certificate proves that a block was decided at Height: precommits for
 // BlockHash in Round from more than 2/3 of the height's voting power. Each
 // signature is over VoteSignBytes of the Precommit{Height, Round, BlockHash,
-// Validator}. Signatures are sorted by validator ID.
+// Validator}. Signatures are in strictly ascending validator ID order.
 type Certificate struct {
 	Height     uint64      `cbor:"1,keyasint"`
 	Round      int32       `cbor:"2,keyasint"`
@@ -41,17 +41,16 @@ func (c *Certificate) VerifyWith(chainID string, vals *ValidatorSet, verify SigV
 	if len(c.Signatures) > vals.Len() {
 		return fmt.Errorf("%w: %d signatures for %d validators", ErrInvalidMessage, len(c.Signatures), vals.Len())
 	}
-	seen := make(map[string]bool, len(c.Signatures))
 	var power int64
-	for _, s := range c.Signatures {
+	for i, s := range c.Signatures {
 		val, ok := vals.Get(s.Validator)
 		if !ok {
 			return fmt.Errorf("%w: %q in certificate", ErrUnknownValidator, s.Validator)
 		}
-		if seen[s.Validator] {
-			return fmt.Errorf("%w: %q signs twice", ErrInvalidMessage, s.Validator)
+		// Strictly ascending IDs: no validator twice, one order per signer set.
+		if i > 0 && c.Signatures[i-1].Validator >= s.Validator {
+			return fmt.Errorf("%w: signatures not in strictly ascending validator order at %q", ErrInvalidMessage, s.Validator)
 		}
-		seen[s.Validator] = true
 		v := c.Vote(s)
 		if !verify(val.PubKey, VoteSignBytes(chainID, &v), s.Signature) {
 			return fmt.Errorf("%w: precommit of %q at height %d", ErrBadSignature, s.Validator, c.Height)
