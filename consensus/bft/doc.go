@@ -15,17 +15,18 @@
 // The caller (the consensus Service, or the simulator in package sim):
 //
 //  1. Creates the machine with New(Config{ChainID, ID, Signer, App}) and
-//     calls StartHeight(h, vals, signed) with the validator set of h and,
-//     after a restart, the node's own messages persisted for h.
+//     calls StartHeight(h, vals, wal) with the validator set of h and,
+//     after a restart, what it persisted for h from Ready.Messages and
+//     Ready.Persist.
 //  2. Verifies every received message with VerifyMessage against the
 //     validator set of the message's height, then calls Step. Step accepts
 //     an equivocating validator's second message (nil error, Evidence in
 //     Ready) so the Service forwards it; ErrPastHeight means the sender
 //     is behind and may need block sync; ErrFutureHeight means "too early"
 //     (ignore, do not penalise).
-//  3. After every call, drains Ready: first persists Ready.Messages durably
-//     (these are the node's own signed proposals and votes), then broadcasts
-//     them; schedules each Ready.Timeouts entry and calls Timeout with it when
+//  3. After every call, drains Ready: first persists Ready.Messages (the
+//     node's own signed proposals and votes) and Ready.Persist (the proposal
+//     it locked on) durably, then broadcasts Ready.Messages; schedules each Ready.Timeouts entry and calls Timeout with it when
 //     it fires (stale ones are ignored); applies Ready.Commit (the decided
 //     value with its Certificate) to the ledger and calls StartHeight for the
 //     next height; and hands Ready.Evidence to the block builder.
@@ -59,5 +60,5 @@
 // The machine never signs two different messages for one (height, round,
 // type) slot as long as the caller restores its persisted messages with
 // StartHeight after a restart; it also re-locks on its latest precommitted
-// value then.
+// value then, and can re-propose that value.
 package bft

@@ -85,6 +85,12 @@ func runFuzz(t *testing.T, data []byte) {
 			signed[slot] = sb
 			wal[msg.Height()] = append(wal[msg.Height()], msg)
 		}
+		for _, msg := range rd.Persist {
+			if msg.Proposal == nil || msg.Proposal.Proposer == me {
+				t.Fatalf("%s: Persist holds %s", op, msg)
+			}
+			wal[msg.Height()] = append(wal[msg.Height()], msg)
+		}
 		for _, e := range rd.Evidence {
 			if e.Offender() == me {
 				t.Fatalf("%s: evidence against self", op)
@@ -200,7 +206,9 @@ func runFuzz(t *testing.T, data []byte) {
 func maxRound(msgs []bft.Message) int32 {
 	var r int32
 	for _, m := range msgs {
-		r = max(r, m.Round())
+		if m.Author() == "v2" {
+			r = max(r, m.Round())
+		}
 	}
 	return r
 }

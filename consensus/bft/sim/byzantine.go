@@ -24,6 +24,8 @@ func (s *Sim) side(i int) int {
 func (s *Sim) byzantineSend(n *node, m bft.Message) {
 	sc := s.sc
 	switch {
+	case m.Author() != n.info.ID:
+		s.broadcast(n, m) // a proposal it persisted: not its to equivocate on
 	case m.Proposal != nil && sc.Behaviour&SplitProposals != 0:
 		a := *m.Proposal
 		b := a

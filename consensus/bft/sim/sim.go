@@ -735,6 +735,9 @@ func (s *Sim) drain(n *node) {
 			n.wal[h] = append(n.wal[h], m) // persist before sending
 			s.record(n, m)
 		}
+		for _, m := range rd.Persist {
+			n.wal[m.Height()] = append(n.wal[m.Height()], m)
+		}
 		if len(rd.Messages) > 0 && !n.byzantine && s.now < s.quiet && s.rng.Float64() < s.sc.CrashProb {
 			// Crash after the write-ahead record, before anything is sent.
 			s.crash(n)
