@@ -133,7 +133,7 @@ var Timeouts = bft.TimeoutConfig{
 }
 
 // RealCryptoEvery: seeds divisible by it use Ed25519 signatures.
-const RealCryptoEvery = 8
+const RealCryptoEvery = 16
 
 // ChainID of simulated runs.
 const ChainID = "sim-chain"
