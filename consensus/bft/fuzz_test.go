@@ -3,7 +3,10 @@ package bft_test
 import (
 	"crypto/ed25519"
 	"errors"
+	"flag"
 	"fmt"
+	"math/rand/v2"
+	"os"
 	"testing"
 
 	"github.com/gpunode/gpunode/consensus/bft"
@@ -211,4 +214,30 @@ func maxRound(msgs []bft.Message) int32 {
 		}
 	}
 	return r
+}
+
+var e2e = flag.Bool("e2e", false, "long runs: TestStepSequencesE2E runs 5,000 sequences instead of 25 (also GPUNODE_E2E=1)")
+
+// TestStepSequencesE2E runs the FuzzStep invariants over seeded random input
+// sequences, many more under -e2e.
+func TestStepSequencesE2E(t *testing.T) {
+	n := 25
+	if *e2e || os.Getenv("GPUNODE_E2E") == "1" {
+		n = 5000
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		data := make([]byte, 4*(1+rng.IntN(120)))
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		// Bias towards consensus-relevant inputs: small rounds, few values.
+		for j := 0; j+4 <= len(data); j += 4 {
+			data[j+2] %= 4
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) { runFuzz(t, data) })
+		if t.Failed() {
+			t.Fatalf("sequence %d failed: %x", i, data)
+		}
+	}
 }
