@@ -96,3 +96,8 @@ func eventsOf(evs []Event, k EventKind) []Event {
 	}
 	return out
 }
+
+// NewKeyringForTest is a keyring from a fixed seed, distinct per seed.
+func NewKeyringForTest(seed uint64) *Keyring { return NewKeyring(rand.New(rand.NewPCG(seed, seed)), 1) }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)) }
