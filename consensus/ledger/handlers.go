@@ -156,7 +156,9 @@ func handleTransfer(c *TxContext, body []byte) error {
 	if t.Amount == 0 {
 		return fmt.Errorf("%w: zero transfer", ErrBadAmount)
 	}
-	if !validAccountID(t.To) {
+	// Only valid IDs ever get an account, so the costly parse is needed
+	// for new recipients only.
+	if _, exists := c.w.accounts.get(t.To); !exists && !validAccountID(t.To) {
 		return fmt.Errorf("%w: %q", ErrBadAccount, t.To)
 	}
 	if err := c.Transfer(c.Sender, t.To, t.Amount); err != nil {

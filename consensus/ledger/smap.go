@@ -4,8 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"hash/fnv"
-	"maps"
 	"slices"
+	"strings"
 )
 
 // smap is an immutable, sharded, hashed map from string keys to values. A new
@@ -23,16 +23,22 @@ type smap[V any] struct {
 	n      int
 }
 
+// shard holds its entries sorted by key: lookups are a short binary search,
+// copying a shard is one memmove, and hashing walks it in order.
 type shard[V any] struct {
-	m    map[string]entry[V]
-	keys []string // sorted
+	es   []entry[V]
 	hash [32]byte
 }
 
 type entry[V any] struct {
+	k    string
 	v    V
 	leaf [32]byte
 	ok   bool // leaf is up to date
+}
+
+func (sh *shard[V]) find(k string) (int, bool) {
+	return slices.BinarySearchFunc(sh.es, k, func(e entry[V], k string) int { return strings.Compare(e.k, k) })
 }
 
 // shardOf picks a key's shard with FNV-1a, which is stable across machines
@@ -64,8 +70,12 @@ func (s *smap[V]) computeRoot() [32]byte {
 }
 
 func (s *smap[V]) get(k string) (V, bool) {
-	e, ok := s.shards[shardOf(k, len(s.shards))].m[k]
-	return e.v, ok
+	sh := s.shards[shardOf(k, len(s.shards))]
+	if i, ok := sh.find(k); ok {
+		return sh.es[i].v, true
+	}
+	var zero V
+	return zero, false
 }
 
 // Len is the number of keys.
@@ -74,8 +84,8 @@ func (s *smap[V]) Len() int { return s.n }
 // each calls f for every key in a deterministic order (shard, then key).
 func (s *smap[V]) each(f func(k string, v V) bool) {
 	for _, sh := range s.shards {
-		for _, k := range sh.keys {
-			if !f(k, sh.m[k].v) {
+		for _, e := range sh.es {
+			if !f(e.k, e.v) {
 				return
 			}
 		}
@@ -96,17 +106,19 @@ func (s *smap[V]) begin(enc func(dst []byte, v V) []byte) *smapTx[V] {
 }
 
 func (t *smapTx[V]) get(k string) (V, bool) {
-	e, ok := t.shards[shardOf(k, len(t.shards))].m[k]
-	return e.v, ok
+	sh := t.shards[shardOf(k, len(t.shards))]
+	if i, ok := sh.find(k); ok {
+		return sh.es[i].v, true
+	}
+	var zero V
+	return zero, false
 }
 
+// own returns shard i, copied on its first write in this overlay.
 func (t *smapTx[V]) own(i int) *shard[V] {
 	if !t.owned[i] {
 		old := t.shards[i]
-		t.shards[i] = &shard[V]{m: maps.Clone(old.m), keys: old.keys}
-		if t.shards[i].m == nil {
-			t.shards[i].m = make(map[string]entry[V])
-		}
+		t.shards[i] = &shard[V]{es: slices.Clone(old.es)}
 		t.owned[i] = true
 	}
 	return t.shards[i]
@@ -114,103 +126,95 @@ func (t *smapTx[V]) own(i int) *shard[V] {
 
 func (t *smapTx[V]) set(k string, v V) {
 	sh := t.own(shardOf(k, len(t.shards)))
-	if _, ok := sh.m[k]; !ok {
-		t.n++
+	i, ok := sh.find(k)
+	if ok {
+		sh.es[i].v, sh.es[i].ok = v, false
+		return
 	}
-	sh.m[k] = entry[V]{v: v}
+	t.n++
+	sh.es = slices.Insert(sh.es, i, entry[V]{k: k, v: v})
 }
 
 func (t *smapTx[V]) del(k string) {
 	sh := t.own(shardOf(k, len(t.shards)))
-	if _, ok := sh.m[k]; ok {
+	if i, ok := sh.find(k); ok {
 		t.n--
-		delete(sh.m, k)
+		sh.es = slices.Delete(sh.es, i, i+1)
 	}
 }
 
 // dirty reports whether any shard was written.
 func (t *smapTx[V]) dirty() bool { return slices.Contains(t.owned, true) }
 
-// each is smap.each over the overlay; keys added in this block are visited
-// in order too.
+// each is smap.each over the overlay.
 func (t *smapTx[V]) each(f func(k string, v V) bool) {
-	for i, sh := range t.shards {
-		keys := sh.keys
-		if t.owned[i] {
-			keys = slices.Sorted(maps.Keys(sh.m))
-		}
-		for _, k := range keys {
-			if !f(k, sh.m[k].v) {
+	for _, sh := range t.shards {
+		for _, e := range sh.es {
+			if !f(e.k, e.v) {
 				return
 			}
 		}
 	}
 }
 
+// hashShard computes the leaves that are out of date and the shard hash.
+func hashShard[V any](sh *shard[V], enc func(dst []byte, v V) []byte, buf []byte) []byte {
+	h := sha256.New()
+	var lenb [binary.MaxVarintLen64]byte
+	for i := range sh.es {
+		e := &sh.es[i]
+		if !e.ok {
+			buf = enc(buf[:0], e.v)
+			e.leaf = sha256.Sum256(buf)
+			e.ok = true
+		}
+		h.Write(lenb[:binary.PutUvarint(lenb[:], uint64(len(e.k)))])
+		h.Write([]byte(e.k))
+		h.Write(e.leaf[:])
+	}
+	h.Sum(sh.hash[:0])
+	return buf
+}
+
 // commit re-hashes the changed shards and returns the new immutable version.
+// The overlay must not be used afterwards: its shards now belong to the
+// result.
 func (t *smapTx[V]) commit() *smap[V] {
-	changed := false
+	if !t.dirty() {
+		return t.base
+	}
 	var buf []byte
 	for i, sh := range t.shards {
-		if !t.owned[i] {
-			continue
+		if t.owned[i] {
+			buf = hashShard(sh, t.enc, buf)
 		}
-		changed = true
-		sh.keys = slices.Sorted(maps.Keys(sh.m))
-		h := sha256.New()
-		var lenb [binary.MaxVarintLen64]byte
-		for _, k := range sh.keys {
-			e := sh.m[k]
-			if !e.ok {
-				buf = t.enc(buf[:0], e.v)
-				e.leaf = sha256.Sum256(buf)
-				e.ok = true
-				sh.m[k] = e
-			}
-			h.Write(lenb[:binary.PutUvarint(lenb[:], uint64(len(k)))])
-			h.Write([]byte(k))
-			h.Write(e.leaf[:])
-		}
-		h.Sum(sh.hash[:0])
-	}
-	if !changed {
-		return t.base
 	}
 	s := &smap[V]{shards: t.shards, n: t.n}
 	s.root = s.computeRoot()
-	// The overlay must not be used after commit: its shards now belong to s.
 	t.shards, t.owned = nil, nil
 	return s
 }
 
-// verify recomputes every shard hash and the root from scratch and reports
-// whether they match the incremental ones (CheckInvariant uses it).
+// verify recomputes every leaf, shard hash and the root from scratch and
+// reports whether they match the incremental ones (CheckInvariant uses it).
 func (s *smap[V]) verify(enc func(dst []byte, v V) []byte) bool {
 	n := 0
-	var buf []byte
-	for _, sh := range s.shards {
-		if !slices.IsSorted(sh.keys) || len(sh.keys) != len(sh.m) {
+	for i, sh := range s.shards {
+		if !slices.IsSortedFunc(sh.es, func(a, b entry[V]) int { return strings.Compare(a.k, b.k) }) {
 			return false
 		}
-		h := sha256.New()
-		var lenb [binary.MaxVarintLen64]byte
-		for _, k := range sh.keys {
-			e, ok := sh.m[k]
-			if !ok {
+		c := &shard[V]{es: slices.Clone(sh.es)}
+		for j := range c.es {
+			if shardOf(c.es[j].k, len(s.shards)) != i || (j > 0 && c.es[j].k == c.es[j-1].k) {
 				return false
 			}
-			buf = enc(buf[:0], e.v)
-			leaf := sha256.Sum256(buf)
-			h.Write(lenb[:binary.PutUvarint(lenb[:], uint64(len(k)))])
-			h.Write([]byte(k))
-			h.Write(leaf[:])
+			c.es[j].ok = false
 		}
-		var got [32]byte
-		h.Sum(got[:0])
-		if got != sh.hash {
+		hashShard(c, enc, nil)
+		if c.hash != sh.hash {
 			return false
 		}
-		n += len(sh.keys)
+		n += len(sh.es)
 	}
 	return n == s.n && s.computeRoot() == s.root
 }

@@ -63,6 +63,9 @@ func (k *Keyring) TestGenesis(chainID string, nVals int, balance, stake uint64) 
 	g.Params.MinProviderStake = 10
 	g.Params.MaxValidators = 10
 	for _, id := range k.IDs {
+		if balance == 0 {
+			break
+		}
 		if err := g.AddAccount(id, balance); err != nil {
 			panic(err)
 		}
