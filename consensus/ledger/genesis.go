@@ -122,8 +122,21 @@ func (g *Genesis) Supply() (uint64, error) {
 
 // Validate checks the whole genesis: chain ID, parameters, IDs, no
 // duplicates, validator stakes and powers, at least one validator, and a
-// supply that fits in uint64.
+// supply that fits in uint64. InitialState requires it.
 func (g *Genesis) Validate() error {
+	if err := g.validateDraft(); err != nil {
+		return err
+	}
+	if len(g.Validators) == 0 {
+		return fmt.Errorf("%w: no validators", ErrBadGenesis)
+	}
+	return nil
+}
+
+// validateDraft is Validate without requiring a validator: a genesis
+// being assembled by `gpunode genesis new` and `add-account` is saved and
+// loaded before its first `add-validator`.
+func (g *Genesis) validateDraft() error {
 	if err := protocol.ValidateNetwork(g.ChainID); err != nil {
 		return fmt.Errorf("%w: chain_id: %w", ErrBadGenesis, err)
 	}
@@ -139,9 +152,6 @@ func (g *Genesis) Validate() error {
 			return fmt.Errorf("%w: account %s listed twice", ErrBadGenesis, a.ID)
 		}
 		seen[a.ID] = true
-	}
-	if len(g.Validators) == 0 {
-		return fmt.Errorf("%w: no validators", ErrBadGenesis)
 	}
 	if len(g.Validators) > int(g.Params.MaxValidators) {
 		return fmt.Errorf("%w: %d validators, max_validators %d", ErrBadGenesis, len(g.Validators), g.Params.MaxValidators)
@@ -171,8 +181,10 @@ func (g *Genesis) Validate() error {
 	return err
 }
 
-// Load reads and validates a genesis file. Unknown fields are an error, so
-// a typo in a parameter name does not silently fall back to zero.
+// Load reads and checks a genesis file. Unknown fields are an error, so a
+// typo in a parameter name does not silently fall back to zero. A file
+// without validators loads (it may be in the making); InitialState refuses
+// it.
 func Load(path string) (*Genesis, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -181,7 +193,7 @@ func Load(path string) (*Genesis, error) {
 	return ParseGenesis(data)
 }
 
-// ParseGenesis decodes and validates genesis JSON.
+// ParseGenesis decodes and checks genesis JSON like Load.
 func ParseGenesis(data []byte) (*Genesis, error) {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
@@ -192,16 +204,16 @@ func ParseGenesis(data []byte) (*Genesis, error) {
 	if dec.More() {
 		return nil, fmt.Errorf("%w: trailing data after the genesis object", ErrBadGenesis)
 	}
-	if err := g.Validate(); err != nil {
+	if err := g.validateDraft(); err != nil {
 		return nil, err
 	}
 	return &g, nil
 }
 
-// Save validates g and writes it as indented JSON, atomically (temporary
-// file and rename) with mode 0644.
+// Save checks g like Load and writes it as indented JSON, atomically
+// (temporary file and rename) with mode 0644.
 func (g *Genesis) Save(path string) error {
-	if err := g.Validate(); err != nil {
+	if err := g.validateDraft(); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(g, "", "  ")
