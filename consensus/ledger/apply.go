@@ -14,7 +14,8 @@ import (
 // applied. It may call any TxContext method; if it returns an error, every
 // change it made is undone and the tx gets a failure receipt (the fee stays
 // charged). Handlers must be deterministic: no clock, randomness, I/O or map
-// iteration order.
+// iteration order. body is shared with the verifier's cache: read it, never
+// modify it.
 type TxHandler func(c *TxContext, body []byte) error
 
 // Ledger applies blocks. It holds the tx handlers and the verifiers, no

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"slices"
 	"testing"
@@ -258,4 +259,21 @@ func TestEmptySetKeepsPrevious(t *testing.T) {
 	}
 	f.run()
 	f.run()
+}
+
+// TestKeyringEd25519 checks that the simulator's view of a key matches the
+// validator set's public key, so votes it signs verify against the set.
+func TestKeyringEd25519(t *testing.T) {
+	f := newFixture(t, 4, 4)
+	vals, _ := ValidatorSet(f.st, 1)
+	for _, v := range vals {
+		priv := f.keys.Ed25519(v.ID)
+		msg := []byte("vote")
+		if priv == nil || !ed25519.Verify(v.PubKey, msg, ed25519.Sign(priv, msg)) {
+			t.Fatalf("key of %s does not match its validator public key", v.ID)
+		}
+	}
+	if f.keys.Ed25519("nobody") != nil {
+		t.Fatal("key for unknown ID")
+	}
 }
