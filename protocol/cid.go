@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/fxamacker/cbor/v2"
@@ -56,7 +57,9 @@ func (c CID) MarshalCBOR() ([]byte, error) {
 	return encMode.Marshal(cbor.Tag{Number: cidTag, Content: b})
 }
 
-// UnmarshalCBOR implements cbor.Unmarshaler.
+// UnmarshalCBOR implements cbor.Unmarshaler. It accepts only the canonical
+// form MarshalCBOR produces, and only CIDv1: a CIDv0 names the same content
+// as a CIDv1 and would give a second encoding of the same link.
 func (c *CID) UnmarshalCBOR(data []byte) error {
 	var t cbor.RawTag
 	if err := decMode.Unmarshal(data, &t); err != nil {
@@ -79,6 +82,13 @@ func (c *CID) UnmarshalCBOR(data []byte) error {
 	if n != len(b)-1 {
 		return fmt.Errorf("protocol: CID has %d trailing bytes", len(b)-1-n)
 	}
+	if parsed.Version() != 1 {
+		return fmt.Errorf("protocol: CID version %d, want 1", parsed.Version())
+	}
+	again, err := CID{parsed}.MarshalCBOR()
+	if err != nil || !bytes.Equal(again, data) {
+		return fmt.Errorf("%w: CID link", ErrNonCanonical)
+	}
 	c.Cid = parsed
 	return nil
 }
@@ -89,5 +99,12 @@ func ParseCID(s string) (CID, error) {
 	if err != nil {
 		return CID{}, fmt.Errorf("protocol: parse CID %q: %w", s, err)
 	}
+	if c.Version() != 1 {
+		return CID{}, fmt.Errorf("protocol: parse CID %q: version %d, want 1", s, c.Version())
+	}
 	return CID{c}, nil
 }
+
+// IsZero reports whether c is undefined, so that optional links tagged
+// `cbor:",omitzero"` are left out of the encoding.
+func (c CID) IsZero() bool { return !c.Defined() }

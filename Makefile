@@ -1,0 +1,62 @@
+# gpunode: build, test and run a local network.
+#
+#   make demo   build gpunode and run a whole local network on loopback
+#   make test   what CI runs: vet, staticcheck, gofmt, and the race-enabled suite
+#   make e2e    long runs: the full consensus simulator, soak and end-to-end tests
+#   make bench  the benchmarks in ./test/bench, side by side with what they must beat
+#   make fuzz   every fuzz target for FUZZTIME each (default 60s)
+#   make deps   install the pinned tools (staticcheck)
+
+GO          ?= go
+GOBIN       := $(shell $(GO) env GOPATH)/bin
+STATICCHECK := $(GOBIN)/staticcheck
+STATICCHECK_VERSION := v0.8.2
+BIN         := bin/gpunode
+VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X github.com/gpunode/gpunode/internal/version.Version=$(VERSION)
+# The unit suite must stay under 15 minutes with -race on a 2-core CI machine.
+TEST_TIMEOUT ?= 14m
+FUZZTIME    ?= 60s
+BENCHTIME   ?= 1x
+
+.PHONY: all build test vet staticcheck fmt-check unit demo e2e bench fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gpunode
+
+deps: $(STATICCHECK)
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+vet:
+	$(GO) vet ./...
+
+staticcheck: $(STATICCHECK)
+	$(STATICCHECK) ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test -race -shuffle=on -timeout $(TEST_TIMEOUT) ./...
+
+test: fmt-check vet staticcheck unit
+
+demo: build
+	./scripts/demo.sh
+
+e2e: build
+	GPUNODE_E2E=1 $(GO) test -race -timeout 60m -run 'E2E|Sim' ./... -args -e2e
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./test/bench/
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+clean:
+	rm -rf bin
