@@ -509,7 +509,7 @@ func (w *work) finish() *State {
 		sets:          pruneSets(sets, low),
 		slashed:       slashed,
 	}
-	ns.hash = ns.computeHash()
+	ns.seal(w.st)
 	w.undo = nil
 	return ns
 }

@@ -179,17 +179,19 @@ func handleStake(c *TxContext, body []byte) error {
 	if s.Amount == 0 {
 		return fmt.Errorf("%w: zero stake", ErrBadAmount)
 	}
+	// Debit first: once the sender is known to hold the amount, the sum
+	// below cannot overflow (both are parts of the supply).
+	if err := c.w.debit(c.Sender, s.Amount); err != nil {
+		return err
+	}
 	b := c.w.bond(c.Sender)
-	total := b.stake(s.Role) + s.Amount // cannot overflow: both are part of the supply
+	total := b.stake(s.Role) + s.Amount
 	min := c.Params().MinProviderStake
 	if s.Role == RoleValidator {
 		min = c.Params().MinValidatorStake
 	}
 	if total < min {
 		return fmt.Errorf("%w: %s stake would be %d, minimum %d", ErrBelowMinStake, s.Role, total, min)
-	}
-	if err := c.w.debit(c.Sender, s.Amount); err != nil {
-		return err
 	}
 	b.setStake(s.Role, total)
 	c.w.setBond(c.Sender, b)

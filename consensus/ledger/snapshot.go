@@ -118,7 +118,7 @@ func ImportState(data []byte) (*State, error) {
 		return nil, fmt.Errorf("%w: keys not sorted and unique", ErrBadSnapshot)
 	}
 	st := sn.state()
-	st.hash = st.computeHash()
+	st.seal(nil)
 	if st.hash != sn.Hash {
 		return nil, fmt.Errorf("%w: contents hash to %x, snapshot says %x", ErrBadSnapshot, st.hash[:8], sn.Hash[:8])
 	}
