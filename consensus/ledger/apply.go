@@ -123,9 +123,13 @@ func (l *Ledger) Apply(st *State, b *Block) (*State, []Event, error) {
 // roots and StateHash, and returns the block with its resulting state and
 // events. hdr supplies ChainID, Time and Proposer; the other fields are
 // overwritten. Txs that fail only in their body stay in (with a failure
-// receipt), as they would in Apply. Skipped txs are returned so the mempool
-// can drop them.
-func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*Block, *State, []Event, [][]byte, error) {
+// receipt), as they would in Apply. Skipped txs are returned with the
+// reason, so the mempool can drop the hopeless ones (ErrBadTx, a used
+// nonce, ErrFeeTooLow) and keep the rest (ErrBlockFull, a future nonce, a
+// fee the sender may yet afford). Evidence that does not fit under
+// MaxBlockEvidence is left for a later block; the caller keeps pending
+// evidence until a block includes it or it expires.
+func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*Block, *State, []Event, []SkippedTx, error) {
 	hdr.Height = st.height + 1
 	hdr.PrevHash = st.last
 	w, err := l.begin(st, &hdr)
@@ -146,14 +150,18 @@ func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*
 		keptEv = append(keptEv, evs[i])
 	}
 	vtx := l.verifyAll(st.chainID, txs)
-	var kept, skipped [][]byte
+	var kept [][]byte
+	var skipped []SkippedTx
 	for i, raw := range txs {
-		if vtx[i].err != nil || len(kept) >= int(st.params.MaxBlockTxs) {
-			skipped = append(skipped, raw)
-			continue
+		err := vtx[i].err
+		if err == nil && len(kept) >= int(st.params.MaxBlockTxs) {
+			err = ErrBlockFull
 		}
-		if err := w.tx(l, vtx[i].tx); err != nil {
-			skipped = append(skipped, raw)
+		if err == nil {
+			err = w.tx(l, vtx[i].tx)
+		}
+		if err != nil {
+			skipped = append(skipped, SkippedTx{Tx: raw, Err: err})
 			continue
 		}
 		kept = append(kept, raw)
@@ -165,6 +173,12 @@ func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*
 	blk.Header.StateHash = ns.hash
 	ns.last = blk.Header.Hash()
 	return blk, ns, w.events, skipped, nil
+}
+
+// SkippedTx is a candidate tx Propose left out, and why.
+type SkippedTx struct {
+	Tx  []byte
+	Err error
 }
 
 func (l *Ledger) apply(st *State, b *Block, check bool) (*State, []Event, error) {
