@@ -10,7 +10,7 @@ import (
 )
 
 var (
-	propSeeds  = flag.Int("ledger.seeds", 0, "seeds for the random-workload property test (default 16, 1000 with GPUNODE_E2E=1)")
+	propSeeds  = flag.Int("ledger.seeds", 0, "seeds for the random-workload property test (default 16, 250 with GPUNODE_E2E=1)")
 	propBlocks = flag.Int("ledger.blocks", 0, "blocks per seed in the random-workload property test (default 30, 60 with GPUNODE_E2E=1)")
 )
 
@@ -20,7 +20,7 @@ var (
 func workloadSize() (seeds, blocks int) {
 	seeds, blocks = 16, 30
 	if os.Getenv("GPUNODE_E2E") == "1" {
-		seeds, blocks = 1000, 60
+		seeds, blocks = 250, 60
 	}
 	if *propSeeds > 0 {
 		seeds = *propSeeds
