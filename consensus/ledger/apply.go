@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // TxHandler executes the body of one tx type against the block being
@@ -238,13 +239,21 @@ func (l *Ledger) verifyAll(chainID string, txs [][]byte) []verified {
 		}
 		return out
 	}
+	// Workers take batches from a shared counter, so a run of uncached txs
+	// does not land on one worker.
+	const batch = 32
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	chunk := (len(txs) + workers - 1) / workers
-	for start := 0; start < len(txs); start += chunk {
-		end := min(start+chunk, len(txs))
+	for range workers {
 		wg.Go(func() {
-			for i := start; i < end; i++ {
-				out[i].tx, out[i].err = l.verifier.VerifyTx(chainID, txs[i])
+			for {
+				start := int(next.Add(batch)) - batch
+				if start >= len(txs) {
+					return
+				}
+				for i := start; i < min(start+batch, len(txs)); i++ {
+					out[i].tx, out[i].err = l.verifier.VerifyTx(chainID, txs[i])
+				}
 			}
 		})
 	}

@@ -1,9 +1,11 @@
 package ledger
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,5 +159,35 @@ func TestDeterministic(t *testing.T) {
 	}
 	if a == c {
 		t.Fatal("seeds 7 and 8 gave the same state")
+	}
+}
+
+// TestParallelVerify: a block large enough for several verify workers gives
+// the same state as one worker, and a bad signature deep inside it is
+// reported at its index whichever worker found it.
+func TestParallelVerify(t *testing.T) {
+	f := newFixture(t, 40, 4)
+	rng := newRand(31)
+	var txs [][]byte
+	for len(txs) < 300 {
+		txs = append(txs, f.keys.RandomWorkload(rng, f.st, 300-len(txs))...)
+	}
+	blk := f.block(txs, nil)
+	one, _ := New(WithVerifier(SigVerifier{}), WithVerifyWorkers(1))
+	four, _ := New(WithVerifier(SigVerifier{}), WithVerifyWorkers(4))
+	a, _, err1 := one.Apply(f.st, blk)
+	b, _, err2 := four.Apply(f.st, blk)
+	if err1 != nil || err2 != nil || a.Hash() != b.Hash() {
+		t.Fatalf("1 worker: %v, 4 workers: %v", err1, err2)
+	}
+	bad := *blk
+	bad.Txs = slices.Clone(blk.Txs)
+	bad.Txs[250] = slices.Clone(bad.Txs[250])
+	bad.Txs[250][len(bad.Txs[250])-1] ^= 1
+	bad.Header.TxRoot = TxRoot(bad.Txs)
+	for _, l := range []*Ledger{one, four} {
+		if _, _, err := l.Apply(f.st, &bad); !errors.Is(err, ErrBadTx) || !strings.HasPrefix(err.Error(), "tx 250:") {
+			t.Fatalf("Apply with bad tx 250 = %v", err)
+		}
 	}
 }
