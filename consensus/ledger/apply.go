@@ -23,6 +23,7 @@ type TxHandler func(c *TxContext, body []byte) error
 // state; one Ledger serves any number of goroutines and chains.
 type Ledger struct {
 	handlers map[TxType]TxHandler
+	hooks    []endBlockHook
 	verifier Verifier
 	evidence EvidenceVerifier
 	workers  int
@@ -43,6 +44,36 @@ func WithTxHandler(t TxType, h TxHandler) Option {
 			return fmt.Errorf("%w: %q", ErrDuplicateHandler, t)
 		}
 		l.handlers[t] = h
+		return nil
+	}
+}
+
+// EndBlockHook runs at the end of every block, after the txs and unbonding
+// releases and before fees and rewards are paid (so what it moves to the
+// fee pool is paid out in the same block). It is for work no tx triggers:
+// the market's deadlines and challenge windows. c.Sender is empty. If it
+// returns an error its changes are undone and an EventHookFailed records
+// the error; the block stays valid.
+type EndBlockHook func(c *TxContext) error
+
+type endBlockHook struct {
+	name string
+	f    EndBlockHook
+}
+
+// WithEndBlock adds an end-of-block hook. Hooks run in the order added;
+// names must be unique.
+func WithEndBlock(name string, f EndBlockHook) Option {
+	return func(l *Ledger) error {
+		if name == "" || f == nil {
+			return fmt.Errorf("ledger: WithEndBlock(%q): empty name or nil hook", name)
+		}
+		for _, h := range l.hooks {
+			if h.name == name {
+				return fmt.Errorf("%w: end-block hook %q", ErrDuplicateHandler, name)
+			}
+		}
+		l.hooks = append(l.hooks, endBlockHook{name, f})
 		return nil
 	}
 }
@@ -265,6 +296,7 @@ func (l *Ledger) verifyAll(chainID string, txs [][]byte) []verified {
 // through a method that records how to undo it, so a failing tx body (or a
 // proposer's rejected candidate) is rolled back exactly.
 type work struct {
+	l        *Ledger
 	st       *State
 	hdr      *Header
 	vals     []Validator // the set of this height
@@ -295,6 +327,7 @@ func (l *Ledger) begin(st *State, h *Header) (*work, error) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownProposer, h.Proposer)
 	}
 	return &work{
+		l:         l,
 		st:        st,
 		hdr:       h,
 		vals:      vals,
@@ -505,6 +538,15 @@ func (w *work) finish() *State {
 	if n > 0 {
 		w.unbonding = slices.Clone(w.unbonding[n:])
 	}
+	for _, hk := range w.l.hooks {
+		c := &TxContext{w: w, Type: TxType("end_block/" + hk.name)}
+		w.commitMark()
+		if err := hk.f(c); err != nil {
+			w.rollback(0)
+			w.emit(Event{Kind: EventHookFailed, Detail: hk.name, Error: err.Error()})
+		}
+	}
+	w.commitMark()
 	w.distribute()
 
 	sets := w.nextSets()

@@ -100,7 +100,11 @@
 // PayValidators (escrow to this block's fee pool, for the market fee),
 // BurnEscrow, SlashStake, and keeps its records with SetExt/DeleteExt under
 // its own key prefix. Escrow and extension records are in the state hash
-// and escrow is in the invariant. A failing handler is rolled back.
+// and escrow is in the invariant. A failing handler is rolled back. Work
+// that no tx triggers (deadlines, challenge windows) goes in end-of-block
+// hooks added with WithEndBlock, which get the same TxContext (without a
+// sender) after the txs and before fees and rewards are paid.
+// TxContext.PrevBlockHash gives agreed (weak) randomness for spot checks.
 //
 // # Performance
 //

@@ -31,6 +31,14 @@ func (c *TxContext) Time() int64 { return c.w.hdr.Time }
 // Params are the chain parameters.
 func (c *TxContext) Params() Params { return c.w.st.params }
 
+// PrevBlockHash is the hash of the previous block: a value every node
+// agrees on, usable as weak randomness (e.g. for spot checks); the
+// previous proposer had some influence on it.
+func (c *TxContext) PrevBlockHash() [32]byte { return c.w.hdr.PrevHash }
+
+// Proposer is the proposer of the block being applied.
+func (c *TxContext) Proposer() string { return c.w.hdr.Proposer }
+
 // Decode strictly decodes a tx body.
 func (c *TxContext) Decode(body []byte, v any) error {
 	if err := protocol.Unmarshal(body, v); err != nil {
