@@ -83,9 +83,9 @@
 //     in the past and at most EvidenceMaxAge blocks old, that the offender
 //     was in that height's set, and asks the EvidenceVerifier to check the
 //     signatures. It then burns SlashFraction of the offender's bonded
-//     validator stake and of validator stake it began unbonding since the
-//     offence's set was fixed, and jails it for JailPeriod blocks (Unjail
-//     afterwards). One offence per (validator, height) is punished once,
+//     validator stake and of validator stake it unstaked in the block before
+//     the offence or later (that stake still backed the offending vote's
+//     power), and jails it for JailPeriod blocks (Unjail afterwards). One offence per (validator, height) is punished once,
 //     whatever the round, type or pair of messages.
 //   - Unbonding. Unstake moves stake into the unbonding queue; it returns to
 //     the balance at the end of block Since + UnbondingPeriod.

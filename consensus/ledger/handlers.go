@@ -250,7 +250,8 @@ func handleUnjail(c *TxContext, body []byte) error {
 
 // evidence checks one evidence item and punishes the offender: burn
 // SlashFraction of its bonded validator stake and of validator stake it
-// started unbonding at or after the offence's set was fixed, and jail it
+// unstaked in block ev.Height-1 or later (an unstake in block s leaves the
+// set of s+2, so that stake still backed the offending vote), and jail it
 // for JailPeriod blocks. One offence per (validator, height) is punished
 // once, whatever the round, type or message pair.
 func (w *work) evidence(l *Ledger, ev *Evidence) error {
@@ -290,7 +291,7 @@ func (w *work) evidence(l *Ledger, ev *Evidence) error {
 	unb := slices.Clone(w.unbonding)
 	for j := range unb {
 		u := &unb[j]
-		if u.Account == ev.Validator && u.Role == RoleValidator && u.Since+2 >= ev.Height {
+		if u.Account == ev.Validator && u.Role == RoleValidator && u.Since+1 >= ev.Height {
 			cut := p.SlashFraction.Of(u.Amount)
 			u.Amount -= cut
 			burn += cut
