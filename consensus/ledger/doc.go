@@ -31,6 +31,12 @@
 //	// Consensus asks which validators (stake-weighted) decide a height.
 //	vals, err := ledger.ValidatorSet(next, next.Height()+1)
 //
+// Chain wraps these for the consensus glue: it keeps the latest committed
+// state and executes each block once, whether this node proposed it
+// (Chain.Propose gives the value's hash and bytes), validated it
+// (Chain.Validate) or only sees it committed (Chain.Commit, for followers
+// and block sync). It maps onto consensus/bft's Application one to one.
+//
 // The caller persists states or blocks; the ledger does no I/O, reads no
 // clock and draws no randomness. State is immutable: Apply and Propose never
 // change their input, and an invalid block returns an error and no state.
