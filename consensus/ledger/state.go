@@ -84,7 +84,7 @@ type setEntry struct {
 // Shard counts of the hashed maps. They are part of the state hash layout:
 // changing one is a consensus change.
 const (
-	accountShards = 4096
+	accountShards = 16384
 	bondShards    = 64
 	escrowShards  = 256
 	extShards     = 1024
