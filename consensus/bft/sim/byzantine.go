@@ -12,7 +12,7 @@ import (
 
 // side returns which side of the Byzantine split node i is on: its
 // partition group when partitioned, else a fixed half.
-func (s *Sim) side(i int) int {
+func (s *simRun) side(i int) int {
 	if s.groups != nil {
 		return s.groups[i]
 	}
@@ -21,7 +21,7 @@ func (s *Sim) side(i int) int {
 
 // byzantineSend sends a Byzantine node's own message, equivocating as its
 // behaviour says.
-func (s *Sim) byzantineSend(n *node, m bft.Message) {
+func (s *simRun) byzantineSend(n *node, m bft.Message) {
 	sc := s.sc
 	switch {
 	case m.Author() != n.info.ID:
@@ -63,7 +63,7 @@ func (s *Sim) byzantineSend(n *node, m bft.Message) {
 
 // sendSplit sends a to side 0 and b to side 1, and both to one random
 // node so that the equivocation is seen and proven.
-func (s *Sim) sendSplit(n *node, a, b bft.Message) {
+func (s *simRun) sendSplit(n *node, a, b bft.Message) {
 	both := s.rng.IntN(len(s.nodes))
 	for i := range s.nodes {
 		if s.side(i) == 0 || i == both {
@@ -76,7 +76,7 @@ func (s *Sim) sendSplit(n *node, a, b bft.Message) {
 }
 
 // signAndSend signs v as n and broadcasts it.
-func (s *Sim) signAndSend(n *node, v *bft.Vote) {
+func (s *simRun) signAndSend(n *node, v *bft.Vote) {
 	v.Signature = s.sign(n, bft.VoteSignBytes(ChainID, v))
 	m := bft.Message{Vote: v}
 	s.record(n, m)

@@ -232,8 +232,8 @@ func DefaultApp(pool []bft.Validator, changes bool, seed uint64) AppFactory {
 	return func(n NodeInfo) Application { return &kvApp{id: n.ID, sched: sched} }
 }
 
-// Sim is one run.
-type Sim struct {
+// simRun is the state of one run.
+type simRun struct {
 	sc      Scenario
 	seed    uint64
 	rng     *rand.Rand
@@ -275,7 +275,7 @@ type Result struct {
 	Stats    Stats
 	// Chain is the decided hash per height (1-based index minus one).
 	Chain []bft.Hash
-	sim   *Sim
+	sim   *simRun
 }
 
 // Trace returns the run's delivered events, one line each.
@@ -298,7 +298,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Run executes scenario sc with seed. A nil factory uses the built-in
 // application (values are opaque byte strings; sets from the scenario).
 func Run(sc Scenario, seed uint64, factory AppFactory) (*Result, error) {
-	s := &Sim{
+	s := &simRun{
 		sc: sc, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), factory: factory,
 		byID: map[string]int{}, signed: map[slot][]string{}, seen: map[int]map[slot][]string{},
 		evid: map[int]map[slot]bool{}, decided: map[uint64]bft.Hash{}, sigOK: map[string]bool{}, byPub: map[string]int{},
@@ -327,19 +327,19 @@ func Run(sc Scenario, seed uint64, factory AppFactory) (*Result, error) {
 	return res, nil
 }
 
-func (s *Sim) fail(format string, args ...any) {
+func (s *simRun) fail(format string, args ...any) {
 	if s.err == nil {
 		s.err = fmt.Errorf("t=%d: %s", s.now, fmt.Sprintf(format, args...))
 	}
 }
 
-func (s *Sim) push(e *event) {
+func (s *simRun) push(e *event) {
 	s.seq++
 	e.seq = s.seq
 	heap.Push(&s.q, e)
 }
 
-func (s *Sim) setup() error {
+func (s *simRun) setup() error {
 	sc := s.sc
 	if sc.Validators < 1 || sc.Heights < 1 || 3*sc.Byzantine >= sc.Validators && sc.Byzantine > 0 {
 		return fmt.Errorf("sim: bad scenario %+v", sc)
@@ -410,7 +410,7 @@ func (s *Sim) setup() error {
 }
 
 // start (re)creates a node's machine and application at its next height.
-func (s *Sim) start(n *node) {
+func (s *simRun) start(n *node) {
 	n.app = s.factory(n.info)
 	for _, c := range n.chain {
 		if err := n.app.Commit(c.Height, c.Value, c.Certificate); err != nil {
@@ -427,7 +427,7 @@ func (s *Sim) start(n *node) {
 	s.startHeight(n)
 }
 
-func (s *Sim) startHeight(n *node) {
+func (s *simRun) startHeight(n *node) {
 	h := n.height()
 	vs, err := n.app.ValidatorSet(h)
 	if err != nil {
@@ -442,7 +442,7 @@ func (s *Sim) startHeight(n *node) {
 }
 
 type signer struct {
-	s *Sim
+	s *simRun
 	n *node
 }
 
@@ -450,7 +450,7 @@ func (k signer) Sign(msg []byte) ([]byte, error) { return k.s.sign(k.n, msg), ni
 
 // sign signs msg as n: Ed25519, or (fast mode) a keyed SHA-256 that only
 // the simulator checks.
-func (s *Sim) sign(n *node, msg []byte) []byte {
+func (s *simRun) sign(n *node, msg []byte) []byte {
 	if !s.real {
 		sum := fastSig(n.info.Key, msg)
 		return sum[:]
@@ -467,7 +467,7 @@ func fastSig(key ed25519.PrivateKey, msg []byte) [32]byte {
 	return out
 }
 
-func (s *Sim) done() bool {
+func (s *simRun) done() bool {
 	for _, n := range s.nodes {
 		if !n.byzantine && len(n.chain) < s.sc.Heights {
 			return false
@@ -478,7 +478,7 @@ func (s *Sim) done() bool {
 
 // deadline bounds liveness: after the last fault, each height gets
 // livenessSlack rounds, starting from the highest round any node reached.
-func (s *Sim) deadline() int64 {
+func (s *simRun) deadline() int64 {
 	var maxR int32
 	for _, n := range s.nodes {
 		maxR = max(maxR, n.m.State().Round)
@@ -490,7 +490,7 @@ func (s *Sim) deadline() int64 {
 	return s.quiet + tickInterval + int64(s.sc.Heights)*perHeight
 }
 
-func (s *Sim) loop() {
+func (s *simRun) loop() {
 	limit := int64(-1)
 	for s.err == nil && len(s.q) > 0 {
 		if s.done() {
@@ -518,7 +518,7 @@ func (s *Sim) loop() {
 	}
 }
 
-func (s *Sim) handle(e *event) {
+func (s *simRun) handle(e *event) {
 	switch e.kind {
 	case evPartition:
 		s.groups = e.groups
@@ -577,7 +577,7 @@ func (s *Sim) handle(e *event) {
 	}
 }
 
-func (s *Sim) crash(n *node) {
+func (s *simRun) crash(n *node) {
 	n.crashHeight = n.height()
 	n.alive = false
 	n.inc++
@@ -587,11 +587,11 @@ func (s *Sim) crash(n *node) {
 
 // cut reports whether a partition separates from and to; Byzantine senders
 // reach everyone.
-func (s *Sim) cut(from, to int) bool {
+func (s *simRun) cut(from, to int) bool {
 	return s.groups != nil && s.groups[from] != s.groups[to] && !s.nodes[from].byzantine
 }
 
-func (s *Sim) deliver(e *event) {
+func (s *simRun) deliver(e *event) {
 	n := s.nodes[e.node]
 	if !n.alive || s.cut(e.from, e.node) {
 		s.stats.Dropped++
@@ -618,7 +618,7 @@ func (s *Sim) deliver(e *event) {
 
 // syncPeer plays block sync: a node that sees a peer behind sends it the
 // proposal and precommits that decided the peer's height.
-func (s *Sim) syncPeer(n *node, peer int, h uint64) {
+func (s *simRun) syncPeer(n *node, peer int, h uint64) {
 	if h >= n.height() || h == 0 {
 		return
 	}
@@ -640,7 +640,7 @@ func (s *Sim) syncPeer(n *node, peer int, h uint64) {
 // syncCommit is the follower path of block sync: verify the certificate
 // against this node's validator set, validate the block, apply it and move
 // the machine to the next height.
-func (s *Sim) syncCommit(n *node, c *bft.Commit) {
+func (s *simRun) syncCommit(n *node, c *bft.Commit) {
 	vs, err := n.app.ValidatorSet(c.Height)
 	if err != nil {
 		s.fail("%v", err)
@@ -663,7 +663,7 @@ func (s *Sim) syncCommit(n *node, c *bft.Commit) {
 // tick is a node's own rebroadcast timer. It only acts when the node made
 // no progress since its previous tick: then it announces its height (peers
 // ahead of it answer with block sync) and rebroadcasts its messages.
-func (s *Sim) tick(n *node) {
+func (s *simRun) tick(n *node) {
 	h := n.height()
 	st := n.m.State()
 	progress := [2]int64{int64(h), int64(st.Round)}
@@ -705,17 +705,17 @@ func (s *Sim) tick(n *node) {
 	}
 }
 
-func (s *Sim) sendStatus(from, to int, h uint64) {
+func (s *simRun) sendStatus(from, to int, h uint64) {
 	if s.rng.Float64() < s.sc.Loss {
 		return
 	}
 	s.push(&event{at: s.now + s.delay(), kind: evStatus, node: to, from: from, height: h})
 }
 
-func (s *Sim) delay() int64 { return minDelay + s.rng.Int64N(maxDelay-minDelay) }
+func (s *simRun) delay() int64 { return minDelay + s.rng.Int64N(maxDelay-minDelay) }
 
 // send puts one message on the wire from -> to: lost, delayed, duplicated.
-func (s *Sim) send(from, to int, m bft.Message) {
+func (s *simRun) send(from, to int, m bft.Message) {
 	if from == to {
 		return
 	}
@@ -729,14 +729,14 @@ func (s *Sim) send(from, to int, m bft.Message) {
 	}
 }
 
-func (s *Sim) broadcast(n *node, m bft.Message) {
+func (s *simRun) broadcast(n *node, m bft.Message) {
 	for i := range s.nodes {
 		s.send(n.info.Index, i, m)
 	}
 }
 
 // drain handles a node's Ready until it is empty.
-func (s *Sim) drain(n *node) {
+func (s *simRun) drain(n *node) {
 	for s.err == nil && n.alive && n.m.HasReady() {
 		rd := n.m.Ready()
 		for _, m := range rd.Messages {
@@ -784,7 +784,7 @@ func (s *Sim) drain(n *node) {
 
 // record registers a signed message; an honest node signing two different
 // messages for one slot fails the run.
-func (s *Sim) record(n *node, m bft.Message) {
+func (s *simRun) record(n *node, m bft.Message) {
 	sl := slotOf(m)
 	sb := signBytes(m)
 	if slices.Contains(s.signed[sl], sb) {
@@ -799,7 +799,7 @@ func (s *Sim) record(n *node, m bft.Message) {
 	}
 }
 
-func (s *Sim) evidence(n *node, ev bft.Evidence) {
+func (s *simRun) evidence(n *node, ev bft.Evidence) {
 	s.stats.Evidence++
 	s.trace = append(s.trace, &event{at: s.now, kind: evDeliver, node: -1, from: n.info.Index, note: ev.String()})
 	off, ok := s.byID[ev.Offender()]
@@ -825,7 +825,7 @@ func (s *Sim) evidence(n *node, ev bft.Evidence) {
 	s.evid[n.info.Index][sl] = true
 }
 
-func (s *Sim) commit(n *node, c *bft.Commit) {
+func (s *simRun) commit(n *node, c *bft.Commit) {
 	s.trace = append(s.trace, &event{at: s.now, kind: evDeliver, node: -2, from: n.info.Index, msg: bft.Message{Proposal: &c.Proposal}})
 	if c.Height != n.height() {
 		s.fail("%s committed height %d at height %d", n.info.ID, c.Height, n.height())
@@ -864,7 +864,7 @@ func (s *Sim) commit(n *node, c *bft.Commit) {
 
 // verify is a caching ed25519.Verify (the same precommits appear in many
 // nodes' certificates), or the check of a fast signature.
-func (s *Sim) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
+func (s *simRun) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 	if !s.real {
 		i, ok := s.byPub[string(pub)]
 		if !ok {
@@ -886,7 +886,7 @@ func (s *Sim) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 // while more than 1/3 of the power is crashed, beyond the heights the
 // crashed nodes had reached: a quorum there would need a vote from one of
 // them.
-func (s *Sim) checkHalted(h uint64) {
+func (s *simRun) checkHalted(h uint64) {
 	var down, total int64
 	var maxH uint64
 	for _, n := range s.nodes {
@@ -904,7 +904,7 @@ func (s *Sim) checkHalted(h uint64) {
 
 // finalChecks: every equivocation an honest node accepted both halves of
 // produced evidence at that node.
-func (s *Sim) finalChecks() error {
+func (s *simRun) finalChecks() error {
 	for i, seen := range s.seen {
 		n := s.nodes[i]
 		if n.byzantine {
@@ -919,7 +919,7 @@ func (s *Sim) finalChecks() error {
 	return nil
 }
 
-func (s *Sim) formatTrace() []string {
+func (s *simRun) formatTrace() []string {
 	out := make([]string, 0, len(s.trace)+1)
 	out = append(out, fmt.Sprintf("scenario %s seed %d: %+v", s.sc.Name, s.seed, s.sc))
 	for _, e := range s.trace {

@@ -16,6 +16,7 @@ var (
 	seedsFlag    = flag.Int("sim.seeds", 1000, "number of seeds to run across all scenarios")
 	scenarioFlag = flag.String("sim.scenario", "", "run only the scenario with this name")
 	traceFlag    = flag.Bool("sim.trace", false, "print the trace of every replayed seed")
+	firstFlag    = flag.Uint64("sim.first", 0, "first seed of the range")
 	e2eFlag      = flag.Bool("e2e", false, "long run: 100,000 seeds unless -sim.seeds is given (also GPUNODE_E2E=1)")
 )
 
@@ -42,7 +43,7 @@ func TestSim(t *testing.T) {
 			t.Parallel()
 			var stats Stats
 			for i := range seeds {
-				seed := uint64(i)
+				seed := *firstFlag + uint64(i)
 				if *seedFlag >= 0 {
 					if i > 0 {
 						break
