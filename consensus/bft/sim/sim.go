@@ -67,6 +67,41 @@ type NodeInfo struct {
 	Key ed25519.PrivateKey
 	// Pool is every node of the run (validators at some height or not).
 	Pool []bft.Validator
+	// Verify checks a signature the way the run signs (Ed25519, or the
+	// fast keyed hash): an application that verifies consensus signatures
+	// itself (evidence in a ledger) must use it.
+	Verify bft.SigVerifier
+}
+
+// EvidenceSink is implemented by an Application that wants the evidence
+// its node's machine reports (a ledger puts it in its next blocks).
+type EvidenceSink interface {
+	ReportEvidence(ev bft.Evidence)
+}
+
+// Settler is implemented by an Application that has work to finish after
+// the scenario's heights (evidence still to be committed): the run goes on
+// until every honest node's application is settled, for at most
+// Scenario.Settle more heights of liveness budget.
+type Settler interface {
+	Settled() bool
+}
+
+// Option configures a Run.
+type Option func(*simRun)
+
+// WithIdentities makes the pool's IDs and keys come from ids (called once
+// per run with the seed and the pool size) instead of n0, n1, ... with
+// derived keys. A ledger needs this: its validator IDs are peer IDs whose
+// public keys it derives. The keys must be real Ed25519 keys.
+func WithIdentities(ids func(seed uint64, n int) ([]string, []ed25519.PrivateKey)) Option {
+	return func(s *simRun) { s.identities = ids }
+}
+
+// WithReplay sets the command a failure prints to replay its seed; %s is
+// the scenario name and %d the seed.
+func WithReplay(format string) Option {
+	return func(s *simRun) { s.replay = format }
 }
 
 // AppFactory builds a node's application. It is called again when a crashed
@@ -107,6 +142,9 @@ type Scenario struct {
 	ValsetChanges bool
 	// Powers: random powers 1..10 for the fixed set (not with Byzantine).
 	Powers bool
+	// Settle: extra heights of liveness budget for applications that are
+	// not yet settled (see Settler) when the Heights are reached.
+	Settle int
 	// RealCrypto signs with Ed25519 in every seed. Otherwise only seeds
 	// divisible by RealCryptoEvery do; the others sign with a keyed
 	// SHA-256 that the simulator checks in place of Ed25519 (same signing
@@ -257,6 +295,9 @@ type simRun struct {
 	split   map[[2]uint64][2]bft.Value // (height, round) -> Byzantine proposer's two values
 	stats   Stats
 	err     error
+
+	identities func(seed uint64, n int) ([]string, []ed25519.PrivateKey)
+	replay     string
 }
 
 // Stats summarises a run.
@@ -287,23 +328,30 @@ type Error struct {
 	Scenario string
 	Err      error
 	Trace    []string
+	// Replay is the command that replays the seed.
+	Replay string
 }
 
+const defaultReplay = "go test ./consensus/bft/sim -run TestSim -sim.scenario %s -seed %d -v"
+
 func (e *Error) Error() string {
-	return fmt.Sprintf("sim: scenario %s seed %d: %v (replay: go test ./consensus/bft/sim -run TestSim -sim.scenario %s -seed %d -v)", e.Scenario, e.Seed, e.Err, e.Scenario, e.Seed)
+	return fmt.Sprintf("sim: scenario %s seed %d: %v (replay: %s)", e.Scenario, e.Seed, e.Err, e.Replay)
 }
 
 func (e *Error) Unwrap() error { return e.Err }
 
 // Run executes scenario sc with seed. A nil factory uses the built-in
 // application (values are opaque byte strings; sets from the scenario).
-func Run(sc Scenario, seed uint64, factory AppFactory) (*Result, error) {
+func Run(sc Scenario, seed uint64, factory AppFactory, opts ...Option) (*Result, error) {
 	s := &simRun{
 		sc: sc, seed: seed, rng: rand.New(rand.NewPCG(seed, 0x5eed)), factory: factory,
 		byID: map[string]int{}, signed: map[slot][]string{}, seen: map[int]map[slot][]string{},
 		evid: map[int]map[slot]bool{}, decided: map[uint64]bft.Hash{}, sigOK: map[string]bool{}, byPub: map[string]int{},
 		real:  sc.RealCrypto || seed%RealCryptoEvery == 0,
-		split: map[[2]uint64][2]bft.Value{},
+		split: map[[2]uint64][2]bft.Value{}, replay: defaultReplay,
+	}
+	for _, o := range opts {
+		o(s)
 	}
 	if err := s.setup(); err != nil {
 		return nil, err
@@ -322,7 +370,7 @@ func Run(sc Scenario, seed uint64, factory AppFactory) (*Result, error) {
 	}
 	res.sim = s
 	if s.err != nil {
-		return res, &Error{Seed: seed, Scenario: sc.Name, Err: s.err, Trace: s.formatTrace()}
+		return res, &Error{Seed: seed, Scenario: sc.Name, Err: s.err, Trace: s.formatTrace(), Replay: fmt.Sprintf(s.replay, sc.Name, seed)}
 	}
 	return res, nil
 }
@@ -346,9 +394,18 @@ func (s *simRun) setup() error {
 	}
 	pool := make([]bft.Validator, sc.Validators)
 	keys := make([]ed25519.PrivateKey, sc.Validators)
+	var ids []string
+	if s.identities != nil {
+		ids, keys = s.identities(s.seed, sc.Validators)
+		if len(ids) != sc.Validators || len(keys) != sc.Validators {
+			return fmt.Errorf("sim: identities gave %d IDs and %d keys for %d nodes", len(ids), len(keys), sc.Validators)
+		}
+	}
 	for i := range pool {
 		seed := sha256.Sum256(fmt.Appendf(nil, "sim-key/%d/%d", s.seed, i))
-		if s.real {
+		if ids != nil {
+			// Given keys; fast signatures key on their seeds just the same.
+		} else if s.real {
 			keys[i] = ed25519.NewKeyFromSeed(seed[:])
 		} else {
 			// Fast signatures only need the seed; deriving the public key
@@ -357,6 +414,9 @@ func (s *simRun) setup() error {
 			keys[i] = ed25519.PrivateKey(append(seed[:], pub[:]...))
 		}
 		pool[i] = bft.Validator{ID: fmt.Sprintf("n%d", i), PubKey: keys[i].Public().(ed25519.PublicKey), Power: 1}
+		if ids != nil {
+			pool[i].ID = ids[i]
+		}
 		if sc.Powers {
 			pool[i].Power = 1 + s.rng.Int64N(10)
 		}
@@ -368,7 +428,7 @@ func (s *simRun) setup() error {
 		s.factory = DefaultApp(pool, sc.ValsetChanges, s.seed)
 	}
 	for i := range pool {
-		n := &node{info: NodeInfo{Index: i, ID: pool[i].ID, Key: keys[i], Pool: pool}, wal: map[uint64][]bft.Message{}, lastSync: map[[2]uint64]int64{}}
+		n := &node{info: NodeInfo{Index: i, ID: pool[i].ID, Key: keys[i], Pool: pool, Verify: s.verify}, wal: map[uint64][]bft.Message{}, lastSync: map[[2]uint64]int64{}}
 		n.byzantine = slices.Contains(byz, i)
 		s.nodes = append(s.nodes, n)
 		s.seen[i] = map[slot][]string{}
@@ -473,6 +533,11 @@ func (s *simRun) done() bool {
 			return false
 		}
 	}
+	for _, n := range s.nodes {
+		if st, ok := n.app.(Settler); ok && !n.byzantine && !st.Settled() {
+			return false
+		}
+	}
 	return true
 }
 
@@ -487,7 +552,7 @@ func (s *simRun) deadline() int64 {
 	for r := maxR; r < maxR+livenessSlack; r++ {
 		perHeight += (Timeouts.Duration(bft.StepPropose, r) + Timeouts.Duration(bft.StepPrevote, r) + Timeouts.Duration(bft.StepPrecommit, r)).Milliseconds() + 4*maxDelay
 	}
-	return s.quiet + tickInterval + int64(s.sc.Heights)*perHeight
+	return s.quiet + tickInterval + int64(s.sc.Heights+s.sc.Settle)*perHeight
 }
 
 func (s *simRun) loop() {
@@ -823,6 +888,9 @@ func (s *simRun) evidence(n *node, ev bft.Evidence) {
 		sl = slotOf(bft.Message{Proposal: ev.ProposalA})
 	}
 	s.evid[n.info.Index][sl] = true
+	if sink, ok := n.app.(EvidenceSink); ok {
+		sink.ReportEvidence(ev)
+	}
 }
 
 func (s *simRun) commit(n *node, c *bft.Commit) {
@@ -844,8 +912,8 @@ func (s *simRun) commit(n *node, c *bft.Commit) {
 		s.fail("%s: certificate of height %d: %v", n.info.ID, c.Height, err)
 		return
 	}
-	if _, ok := s.decided[c.Height]; !ok && !s.sc.ValsetChanges {
-		s.checkHalted(c.Height)
+	if _, ok := s.decided[c.Height]; !ok {
+		s.checkHalted(c.Height, vs)
 	}
 	if !n.byzantine {
 		if d, ok := s.decided[c.Height]; ok && d != c.Value.Hash {
@@ -883,18 +951,23 @@ func (s *simRun) verify(pub ed25519.PublicKey, msg, sig []byte) bool {
 }
 
 // checkHalted fails the run when a height is decided for the first time
-// while more than 1/3 of the power is crashed, beyond the heights the
-// crashed nodes had reached: a quorum there would need a vote from one of
-// them.
-func (s *simRun) checkHalted(h uint64) {
+// while more than 1/3 of its validator set's power (vs) is crashed, beyond
+// the heights the crashed nodes had reached: a quorum there would need a
+// vote from one of them. The powers are the height's (an application may
+// change them), not the pool's.
+func (s *simRun) checkHalted(h uint64, vs *bft.ValidatorSet) {
 	var down, total int64
 	var maxH uint64
 	for _, n := range s.nodes {
-		p := n.info.Pool[n.info.Index].Power
-		total += p
+		v, ok := vs.Get(n.info.ID)
+		if ok {
+			total += v.Power
+		}
 		if !n.alive {
-			down += p
 			maxH = max(maxH, n.crashHeight)
+			if ok {
+				down += v.Power
+			}
 		}
 	}
 	if 3*down > total && h > maxH {
