@@ -1,0 +1,106 @@
+package simledger
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gpunode/gpunode/consensus/bft/sim"
+)
+
+var (
+	seedFlag     = flag.Int64("seed", -1, "replay this one seed (with -simledger.scenario) and print its trace")
+	seedsFlag    = flag.Int("sim.seeds", 200, "number of seeds across all scenarios")
+	scenarioFlag = flag.String("simledger.scenario", "", "run only the scenario with this name")
+	firstFlag    = flag.Uint64("sim.first", 0, "first seed of the range")
+)
+
+// seedCount is -sim.seeds, or 20,000 under GPUNODE_E2E=1 (make e2e).
+func seedCount() int {
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "sim.seeds" })
+	if !explicit && os.Getenv("GPUNODE_E2E") == "1" {
+		return 20000
+	}
+	return *seedsFlag
+}
+
+type totals struct {
+	seeds, heights, txs, failed, slashes, reported, setChanges int
+}
+
+func TestSimLedger(t *testing.T) {
+	count := seedCount()
+	ran := 0
+	for _, w := range Scenarios() {
+		sc := w.Scenario
+		if *scenarioFlag != "" && sc.Name != *scenarioFlag {
+			continue
+		}
+		seeds := max(1, count*w.PerMille/1000)
+		ran++
+		t.Run(sc.Name, func(t *testing.T) {
+			t.Parallel()
+			var tot totals
+			for i := range seeds {
+				seed := *firstFlag + uint64(i)
+				if *seedFlag >= 0 {
+					if i > 0 {
+						break
+					}
+					seed = uint64(*seedFlag)
+				}
+				rep, err := Run(sc, seed)
+				if err != nil {
+					reportFailure(t, err)
+					return
+				}
+				if *seedFlag >= 0 && testing.Verbose() {
+					t.Logf("trace:\n%s", strings.Join(rep.Sim.Trace(), "\n"))
+				}
+				if rep.Heights < sc.Heights {
+					t.Fatalf("seed %d: %d heights, want %d", seed, rep.Heights, sc.Heights)
+				}
+				tot.seeds++
+				tot.heights += rep.Heights
+				tot.txs += rep.Txs
+				tot.failed += rep.FailedTxs
+				tot.slashes += rep.Slashes
+				tot.reported += rep.Reported
+				tot.setChanges += rep.SetChanges
+			}
+			t.Logf("%s: %+v", sc.Name, tot)
+			// The runs exercised what the scenario is for.
+			if tot.txs == 0 || tot.failed == 0 && tot.seeds >= 20 {
+				t.Errorf("%s: %d txs, %d failed: the workload did not run", sc.Name, tot.txs, tot.failed)
+			}
+			if sc.Byzantine > 0 && tot.seeds >= 10 && tot.slashes == 0 {
+				t.Errorf("%s: no equivocation was slashed in %d seeds", sc.Name, tot.seeds)
+			}
+			if sc.GenesisValidators > 0 && tot.seeds >= 10 && tot.setChanges == 0 {
+				t.Errorf("%s: the validator set never changed in %d seeds", sc.Name, tot.seeds)
+			}
+		})
+	}
+	if ran == 0 {
+		t.Fatalf("no scenario named %q", *scenarioFlag)
+	}
+}
+
+// reportFailure prints the seed, the replay command and the trace (the
+// tail inline, all of it in a file).
+func reportFailure(t *testing.T, err error) {
+	t.Helper()
+	var se *sim.Error
+	if !errors.As(err, &se) {
+		t.Fatal(err)
+	}
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("simledger-%s-seed-%d.trace", se.Scenario, se.Seed))
+	werr := os.WriteFile(path, []byte(strings.Join(se.Trace, "\n")+"\n"), 0o644)
+	tail := se.Trace[max(0, len(se.Trace)-60):]
+	t.Fatalf("%v\nfull trace (%d events) in %s (write error: %v); last events:\n%s", se, len(se.Trace), path, werr, strings.Join(tail, "\n"))
+}
