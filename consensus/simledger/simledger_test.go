@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,7 +15,7 @@ import (
 
 var (
 	seedFlag     = flag.Int64("seed", -1, "replay this one seed (with -simledger.scenario) and print its trace")
-	seedsFlag    = flag.Int("sim.seeds", 200, "number of seeds across all scenarios")
+	seedsFlag    = flag.Int("sim.seeds", 100, "number of seeds across all scenarios (GPUNODE_E2E=1: 20,000)")
 	scenarioFlag = flag.String("simledger.scenario", "", "run only the scenario with this name")
 	firstFlag    = flag.Uint64("sim.first", 0, "first seed of the range")
 )
@@ -103,4 +104,34 @@ func reportFailure(t *testing.T, err error) {
 	werr := os.WriteFile(path, []byte(strings.Join(se.Trace, "\n")+"\n"), 0o644)
 	tail := se.Trace[max(0, len(se.Trace)-60):]
 	t.Fatalf("%v\nfull trace (%d events) in %s (write error: %v); last events:\n%s", se, len(se.Trace), path, werr, strings.Join(tail, "\n"))
+}
+
+// TestDivergenceFails: a node whose state hash differs from the others'
+// fails the run with the seed and this package's replay command.
+func TestDivergenceFails(t *testing.T) {
+	sc := Scenarios()[1].Scenario // honest-4
+	_, _, err := run(sc, 3, func(w *world) { w.hashes[2] = [32]byte{1} })
+	var se *sim.Error
+	if !errors.As(err, &se) {
+		t.Fatalf("run = %v; want *sim.Error", err)
+	}
+	for _, want := range []string{"state hash", "height 2", "seed 3", "go test ./consensus/simledger -run TestSimLedger -simledger.scenario honest-4 -seed 3"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// TestDeterministic: a seed replays to the same trace and ledger results.
+func TestDeterministic(t *testing.T) {
+	for _, w := range Scenarios() {
+		a, errA := Run(w.Scenario, 5)
+		b, errB := Run(w.Scenario, 5)
+		if errA != nil || errB != nil {
+			t.Fatalf("%s: %v, %v", w.Scenario.Name, errA, errB)
+		}
+		if !slices.Equal(a.Sim.Trace(), b.Sim.Trace()) || a.Txs != b.Txs || a.Slashes != b.Slashes || !slices.Equal(a.Sim.Chain, b.Sim.Chain) {
+			t.Fatalf("%s: seed 5 does not replay identically", w.Scenario.Name)
+		}
+	}
 }
