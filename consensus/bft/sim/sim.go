@@ -570,6 +570,8 @@ func (s *simRun) loop() {
 				if !n.byzantine && len(n.chain) < s.sc.Heights {
 					st := n.m.State()
 					behind = append(behind, fmt.Sprintf("%s %s alive=%v", n.info.ID, st, n.alive))
+				} else if st, ok := n.app.(Settler); ok && !n.byzantine && !st.Settled() {
+					behind = append(behind, fmt.Sprintf("%s: application not settled at height %d", n.info.ID, n.height()-1))
 				}
 			}
 			s.fail("liveness: not all honest nodes reached height %d within %dms after the last fault at %dms: %s", s.sc.Heights, limit-s.quiet, s.quiet, strings.Join(behind, "; "))
