@@ -74,6 +74,9 @@ type Report struct {
 	// SetChanges: heights at which the validator set differs from the
 	// previous height's.
 	SetChanges int
+	// MemberChanges: heights whose validators (IDs, not only powers)
+	// differ from the previous height's.
+	MemberChanges int
 	// Reported: distinct offences (validator, height) reported by machines.
 	Reported int
 }
@@ -382,6 +385,7 @@ func run(sc Scenario, seed uint64, prep func(*world)) (*Report, *world, error) {
 	rep.Slashes = len(best.slashed)
 	rep.Txs, rep.FailedTxs = best.txs, best.failed
 	var prev bft.Hash
+	var prevIDs []string
 	for h := uint64(1); h <= uint64(len(res.Chain)); h++ {
 		vs, ok := best.vsets[h]
 		if !ok {
@@ -391,6 +395,14 @@ func run(sc Scenario, seed uint64, prep func(*world)) (*Report, *world, error) {
 			rep.SetChanges++
 		}
 		prev = vs.Hash()
+		var ids []string
+		for _, v := range vs.Validators() {
+			ids = append(ids, v.ID)
+		}
+		if h > 1 && !slices.Equal(ids, prevIDs) {
+			rep.MemberChanges++
+		}
+		prevIDs = ids
 	}
 	return rep, w, nil
 }
