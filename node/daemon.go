@@ -44,6 +44,8 @@ type Daemon struct {
 	node   *Node
 	api    *api.Server
 
+	compute *computeParts // node/compute.go
+
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop
 
@@ -115,6 +117,9 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 			return struct{}{}, nil
 		}),
 	}); err != nil {
+		return nil, err
+	}
+	if err := d.startCompute(); err != nil {
 		return nil, err
 	}
 	if err := d.api.Start(); err != nil {
@@ -190,6 +195,7 @@ func (d *Daemon) Close() error {
 			errs = append(errs, d.api.Shutdown(ctx))
 			cancel()
 		}
+		errs = append(errs, d.closeCompute())
 		if d.events != nil {
 			d.events.Close()
 		}

@@ -58,6 +58,8 @@ Settings are flags, GPUNODE_* environment variables or keys of DIR/config.toml.`
 		newRunCmd(),
 		newStatusCmd(),
 		newDevnetCmd(),
+		newGPUsCmd(),
+		newRuntimesCmd(),
 	)
 	return root
 }
