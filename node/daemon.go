@@ -71,9 +71,10 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 		events:   api.NewEvents(api.WithReplay(256), api.WithEventLogger(cfg.Logger)),
 		shutdown: make(chan struct{}),
 	}
+	self := d // `return nil, err` clears d before this runs
 	defer func() {
 		if err != nil {
-			_ = d.Close()
+			_ = self.Close()
 			d = nil
 		}
 	}()
