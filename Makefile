@@ -19,14 +19,19 @@ TEST_TIMEOUT ?= 14m
 FUZZTIME    ?= 60s
 BENCHTIME   ?= 1x
 
-.PHONY: all build test vet staticcheck fmt-check unit demo e2e bench fuzz deps clean wasm-examples
+.PHONY: all build test vet staticcheck fmt-check unit demo e2e bench fuzz deps clean wasm-examples wasi-toolchain train-c-wasm
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gpunode
 
-deps: $(STATICCHECK)
+deps: $(STATICCHECK) wasi-toolchain
+
+# clang for wasm32-wasi, for the C training kernel (train-c-wasm).
+WASI_PKGS := clang lld wasi-libc libclang-rt-14-dev-wasm32
+wasi-toolchain:
+	@dpkg -s $(WASI_PKGS) >/dev/null 2>&1 || apt-get install -y $(WASI_PKGS)
 
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
@@ -64,6 +69,16 @@ fuzz:
 wasm-examples:
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o bin/train.wasm ./examples/train
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o bin/matmul.wasm ./examples/matmul
+
+# The C training kernel as a wasm32-wasi module. BenchmarkWasmTrain builds it
+# through this rule (TRAIN_C_WASM=its temp file) to compare it with the same C
+# built natively; the committed copy is the fallback where clang is missing.
+# No -ffast-math and no FP contraction: native and wasm must give equal bits.
+TRAIN_C_WASM ?= examples/train/ckernel/train-c.wasm
+CKERNEL      := examples/train/ckernel
+train-c-wasm:
+	clang --target=wasm32-wasi --sysroot=/usr -O2 -ffp-contract=off -Wall -Wextra -Werror \
+		-Wl,--strip-all -o $(TRAIN_C_WASM) $(CKERNEL)/wasi/main.c $(CKERNEL)/train.c -lm
 
 clean:
 	rm -rf bin
