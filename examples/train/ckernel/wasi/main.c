@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../train.h"
 
@@ -24,25 +25,20 @@ static void die(const char *what, const char *detail) {
 	exit(1);
 }
 
+/* slurp reads a whole file with one allocation of its size: growing the
+ * buffer would grow wasm linear memory step by step, copying it each time. */
 static unsigned char *slurp(const char *path, size_t *len) {
 	FILE *f = fopen(path, "rb");
-	if (!f) {
+	struct stat st;
+	if (!f || fstat(fileno(f), &st) != 0) {
 		die("open", path);
 	}
-	size_t cap = 1 << 20, n = 0;
-	unsigned char *b = malloc(cap);
-	for (;;) {
-		if (!b) {
-			die("read", "out of memory");
-		}
-		n += fread(b + n, 1, cap - n, f);
-		if (n < cap) {
-			break;
-		}
-		cap *= 2;
-		b = realloc(b, cap);
+	size_t n = (size_t)st.st_size;
+	unsigned char *b = malloc(n + 1);
+	if (!b) {
+		die("read", "out of memory");
 	}
-	if (ferror(f)) {
+	if (fread(b, 1, n, f) != n || fgetc(f) != EOF) {
 		die("read", path);
 	}
 	fclose(f);
@@ -54,11 +50,18 @@ static uint32_t le32(const unsigned char *p) {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
+/* lef64 decodes a little-endian float64; wasm32 and the usual native hosts
+ * are little-endian, where it compiles to one unaligned load. */
 static double lef64(const unsigned char *p) {
-	uint64_t u = 0;
+	uint64_t u;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(&u, p, sizeof u);
+#else
+	u = 0;
 	for (int i = 7; i >= 0; i--) {
 		u = u << 8 | p[i];
 	}
+#endif
 	double v;
 	memcpy(&v, &u, sizeof v);
 	return v;
@@ -113,9 +116,12 @@ int main(int argc, char **argv) {
 	}
 	const unsigned char *p = sb + 12;
 	for (uint32_t i = 0; i < rows; i++) {
+		double *xi = x + (size_t)i * d;
 		for (uint32_t j = 0; j < d; j++, p += 8) {
-			x[(size_t)i * d + j] = lef64(p);
-			if (!isfinite(x[(size_t)i * d + j])) {
+			xi[j] = lef64(p);
+		}
+		for (uint32_t j = 0; j < d; j++) {
+			if (!isfinite(xi[j])) {
 				die(argv[2], "feature not finite");
 			}
 		}
