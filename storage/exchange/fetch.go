@@ -500,10 +500,10 @@ type received struct {
 }
 
 // stream runs one stream to p. A reader (this goroutine) keeps up to window
-// blocks requested and reads responses in order; a second goroutine
-// verifies and stores them. Splitting the two keeps the muxer's receive
-// window draining while a block is hashed, so the sender never waits on
-// our hashing, and hashing on several streams runs in parallel.
+// blocks requested, reads responses in order and hashes blocks as they
+// arrive (readBlock); a second goroutine stores them (and verifies those
+// the reader did not). Splitting the two keeps the muxer's receive window
+// draining while a block is written to the store.
 func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progressed bool, _ error) {
 	s, err := f.e.host.NewStream(ctx, p, ProtocolName)
 	if err != nil {
