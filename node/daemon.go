@@ -26,6 +26,7 @@ type DaemonConfig struct {
 	Roles          []Role
 	APIListen      string // default api.DefaultAddr (loopback)
 	APIAllowRemote bool   // allow a non-loopback APIListen
+	Data           DataConfig
 	Logger         *slog.Logger
 }
 
@@ -43,6 +44,7 @@ type Daemon struct {
 	blocks *storage.Blockstore
 	node   *Node
 	api    *api.Server
+	data   *dataService
 
 	compute *computeParts // node/compute.go
 
@@ -118,6 +120,9 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 			return struct{}{}, nil
 		}),
 	}); err != nil {
+		return nil, err
+	}
+	if d.data, err = startData(d); err != nil {
 		return nil, err
 	}
 	if err := d.startCompute(); err != nil {
@@ -199,6 +204,9 @@ func (d *Daemon) Close() error {
 		errs = append(errs, d.closeCompute())
 		if d.events != nil {
 			d.events.Close()
+		}
+		if d.data != nil {
+			errs = append(errs, d.data.Close())
 		}
 		if d.node != nil {
 			errs = append(errs, d.node.Close())
