@@ -1,0 +1,125 @@
+package market
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Hardware is what requirements are matched against: an offer's or a bid
+// engine's inventory.
+type Hardware struct {
+	GPUs      []GPUGroup
+	Executors []string
+	Region    string
+}
+
+// Unmet says which requirement hw fails first (model, VRAM, count,
+// executor, region) with a human detail, or 0 if it meets them all.
+func Unmet(r *Requirements, hw Hardware) (NoBidReason, string) {
+	if !slices.Contains(hw.Executors, r.Executor) {
+		return ReasonExecutor, fmt.Sprintf("no executor %q", r.Executor)
+	}
+	if r.Region != "" && hw.Region != r.Region {
+		return ReasonRegion, fmt.Sprintf("region %q, want %q", hw.Region, r.Region)
+	}
+	if r.GPUCount == 0 {
+		return 0, ""
+	}
+	var modelOK, suitable uint64
+	var bestVRAM uint64
+	for _, g := range hw.GPUs {
+		if !modelAccepted(r, g.Model) {
+			continue
+		}
+		modelOK += uint64(g.Count)
+		bestVRAM = max(bestVRAM, g.VRAM)
+		if g.VRAM >= r.MinVRAM {
+			suitable += uint64(g.Count)
+		}
+	}
+	switch {
+	case modelOK == 0:
+		return ReasonGPUModel, fmt.Sprintf("no GPU of %v", r.GPUModels)
+	case suitable == 0:
+		return ReasonVRAM, fmt.Sprintf("have %d bytes, need %d", bestVRAM, r.MinVRAM)
+	case suitable < uint64(r.GPUCount):
+		return ReasonGPUCount, fmt.Sprintf("have %d suitable GPUs, need %d", suitable, r.GPUCount)
+	}
+	return 0, ""
+}
+
+func modelAccepted(r *Requirements, model string) bool {
+	if len(r.GPUModels) == 0 {
+		return true
+	}
+	_, ok := slices.BinarySearch(r.GPUModels, model)
+	return ok
+}
+
+// Meets reports whether o's hardware meets r.
+func (o *Offer) Meets(r *Requirements) bool {
+	why, _ := Unmet(r, o.Hardware())
+	return why == 0
+}
+
+// Hardware is the offer's hardware for matching.
+func (o *Offer) Hardware() Hardware {
+	return Hardware{GPUs: o.GPUs, Executors: o.Executors, Region: o.Region}
+}
+
+// Quote is the price per segment a price list gives for a job: the sum of
+// the per-GPU prices of the cheapest GPUs that meet r (GPUCount of them),
+// or the CPU price (model "") for CPU-only work. ok is false when the list
+// has no price for enough suitable GPUs.
+func Quote(prices []Price, r *Requirements, gpus []GPUGroup) (perSegment uint64, ok bool) {
+	priceOf := func(model string) (uint64, bool) {
+		for _, p := range prices {
+			if p.Model == model && p.Executor == r.Executor {
+				return p.PerSegment, true
+			}
+		}
+		return 0, false
+	}
+	if r.GPUCount == 0 {
+		return priceOf("")
+	}
+	type unit struct {
+		price uint64
+		count uint32
+	}
+	var units []unit
+	for _, g := range gpus {
+		if !modelAccepted(r, g.Model) || g.VRAM < r.MinVRAM {
+			continue
+		}
+		if p, ok := priceOf(g.Model); ok {
+			units = append(units, unit{p, g.Count})
+		}
+	}
+	slices.SortFunc(units, func(a, b unit) int { return cmpU64(a.price, b.price) })
+	need := uint64(r.GPUCount)
+	var total uint64
+	for _, u := range units {
+		take := min(need, uint64(u.count))
+		add, ok := mulCheck(u.price, take)
+		if !ok || total+add < total {
+			return 0, false
+		}
+		total += add
+		need -= take
+		if need == 0 {
+			return total, true
+		}
+	}
+	return 0, false
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
