@@ -13,8 +13,8 @@ type Hardware struct {
 	Region    string
 }
 
-// Unmet says which requirement hw fails first (model, VRAM, count,
-// executor, region) with a human detail, or 0 if it meets them all.
+// Unmet says which requirement hw fails first (executor, region, GPU
+// model, VRAM, GPU count) with a human detail, or 0 if it meets them all.
 func Unmet(r *Requirements, hw Hardware) (NoBidReason, string) {
 	if !slices.Contains(hw.Executors, r.Executor) {
 		return ReasonExecutor, fmt.Sprintf("no executor %q", r.Executor)

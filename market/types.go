@@ -163,15 +163,15 @@ type NoBidReason uint8
 // Reasons for not bidding. The Requirement* reasons name the requirement
 // the provider does not meet.
 const (
-	ReasonGPUModel      NoBidReason = 1 // no GPU of an accepted model
-	ReasonVRAM          NoBidReason = 2 // accepted models, too little memory
-	ReasonGPUCount      NoBidReason = 3 // fewer suitable GPUs than asked
-	ReasonExecutor      NoBidReason = 4 // executor not offered
-	ReasonRegion        NoBidReason = 5 // other region
-	ReasonNoCapacity    NoBidReason = 6 // no free slots now
-	ReasonPriceAboveMax NoBidReason = 7 // its price floor is above the job's max price
-	ReasonNoPrice       NoBidReason = 8 // no price set for the hardware the job needs
-	ReasonExiting       NoBidReason = 9 // the provider announced its exit
+	ReasonGPUModel      NoBidReason = 1  // no GPU of an accepted model
+	ReasonVRAM          NoBidReason = 2  // accepted models, too little memory
+	ReasonGPUCount      NoBidReason = 3  // fewer suitable GPUs than asked
+	ReasonExecutor      NoBidReason = 4  // executor not offered
+	ReasonRegion        NoBidReason = 5  // other region
+	ReasonNoCapacity    NoBidReason = 6  // no free slots now
+	ReasonPriceAboveMax NoBidReason = 7  // its price floor is above the job's max price
+	ReasonNoPrice       NoBidReason = 8  // no price set for the hardware the job needs
+	ReasonExiting       NoBidReason = 9  // the provider announced its exit
 	ReasonClosed        NoBidReason = 10 // the auction had closed when it saw the job
 )
 
