@@ -1,8 +1,8 @@
 package market
 
 import (
+	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -13,12 +13,39 @@ import (
 // OrderBook holds the latest valid offer of each provider. Safe for
 // concurrent use; the caller passes the time.
 type OrderBook struct {
+	max int // most providers held
+
 	mu     sync.RWMutex      // guards offers
 	offers map[string]*Offer // by provider
 }
 
+// BookOption configures an OrderBook.
+type BookOption func(*OrderBook) error
+
+// WithMaxOffers bounds the number of providers the book holds (default
+// 100,000), so a flood of offers from fresh peer IDs cannot exhaust memory.
+// When the book is full, an offer from a new provider is refused with
+// ErrBookFull unless an expired offer can make room.
+func WithMaxOffers(n int) BookOption {
+	return func(b *OrderBook) error {
+		if n <= 0 {
+			return fmt.Errorf("market: WithMaxOffers(%d): must be positive", n)
+		}
+		b.max = n
+		return nil
+	}
+}
+
 // NewOrderBook returns an empty book.
-func NewOrderBook() *OrderBook { return &OrderBook{offers: make(map[string]*Offer)} }
+func NewOrderBook(opts ...BookOption) (*OrderBook, error) {
+	b := &OrderBook{max: 100_000, offers: make(map[string]*Offer)}
+	for _, o := range opts {
+		if err := o(b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
 
 // LastSeq implements SeqLookup.
 func (b *OrderBook) LastSeq(provider string) (uint64, bool) {
@@ -39,6 +66,12 @@ func (b *OrderBook) Put(o *Offer, author string, now time.Time) error {
 	defer b.mu.Unlock()
 	if err := ValidateOffer(o, author, now, lockedSeqs{b}); err != nil {
 		return err
+	}
+	if _, ok := b.offers[o.Provider]; !ok && len(b.offers) >= b.max {
+		b.expireLocked(now)
+		if len(b.offers) >= b.max {
+			return fmt.Errorf("%w: %d offers", ErrBookFull, len(b.offers))
+		}
 	}
 	c := *o
 	b.offers[o.Provider] = &c
@@ -62,6 +95,10 @@ func (l lockedSeqs) LastSeq(p string) (uint64, bool) {
 func (b *OrderBook) Expire(now time.Time) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.expireLocked(now)
+}
+
+func (b *OrderBook) expireLocked(now time.Time) int {
 	n := 0
 	for p, o := range b.offers {
 		if !now.Before(o.Expires()) {
@@ -99,49 +136,46 @@ func (b *OrderBook) All(now time.Time) []Offer {
 // of them if r is nil), ordered by quoted price for r (when r is given)
 // then provider ID.
 func (b *OrderBook) Match(r *Requirements, now time.Time) []Offer {
+	type hit struct {
+		o     *Offer
+		price uint64
+		ok    bool // has a price for r
+	}
 	b.mu.RLock()
-	out := make([]Offer, 0, len(b.offers))
+	hits := make([]hit, 0, len(b.offers))
 	for _, o := range b.offers {
 		if !now.Before(o.Expires()) {
 			continue
 		}
-		if r != nil && (o.Status == StatusDisconnected || !o.Meets(r)) {
+		if r == nil {
+			hits = append(hits, hit{o: o})
 			continue
 		}
-		out = append(out, *o)
+		if o.Status == StatusDisconnected || !o.Meets(r) {
+			continue
+		}
+		p, ok := Quote(o.Prices, r, o.GPUs)
+		hits = append(hits, hit{o, p, ok})
+	}
+	// Sort and copy under the read lock: the pointers are the book's.
+	out := make([]Offer, len(hits))
+	slices.SortFunc(hits, func(a, c hit) int {
+		if a.ok != c.ok { // unpriced offers last
+			if a.ok {
+				return -1
+			}
+			return 1
+		}
+		if x := cmpU64(a.price, c.price); x != 0 {
+			return x
+		}
+		return strings.Compare(a.o.Provider, c.o.Provider)
+	})
+	for i, h := range hits {
+		out[i] = *h.o
 	}
 	b.mu.RUnlock()
-	if r == nil {
-		slices.SortFunc(out, func(a, b Offer) int { return strings.Compare(a.Provider, b.Provider) })
-		return out
-	}
-	type quoted struct {
-		price uint64
-		ok    bool
-	}
-	q := make([]quoted, len(out))
-	idx := make([]int, len(out))
-	for i := range out {
-		p, ok := Quote(out[i].Prices, r, out[i].GPUs)
-		q[i] = quoted{p, ok}
-		idx[i] = i
-	}
-	// Unpriced offers sort last.
-	sort.Slice(idx, func(x, y int) bool {
-		a, c := q[idx[x]], q[idx[y]]
-		if a.ok != c.ok {
-			return a.ok
-		}
-		if a.price != c.price {
-			return a.price < c.price
-		}
-		return out[idx[x]].Provider < out[idx[y]].Provider
-	})
-	sorted := make([]Offer, len(out))
-	for i, j := range idx {
-		sorted[i] = out[j]
-	}
-	return sorted
+	return out
 }
 
 // PriceStats summarises recent awarded prices of one GPU model (per

@@ -8,7 +8,7 @@ import (
 
 func TestOrderBook(t *testing.T) {
 	a, b, c := key(t, 1), key(t, 2), key(t, 3)
-	book := NewOrderBook()
+	book := newBook(t)
 
 	oa := testOffer(a.id, 1) // A100 x4 at 100, RTX4090 x2 at 40
 	ob := testOffer(b.id, 1)
@@ -64,6 +64,37 @@ func TestOrderBook(t *testing.T) {
 	}
 	if n := book.Expire(t0.Add(time.Minute)); n != 2 || book.Len() != 0 {
 		t.Fatalf("Expire at TTL dropped %d, len %d", n, book.Len())
+	}
+}
+
+func TestOrderBookFull(t *testing.T) {
+	if _, err := NewOrderBook(WithMaxOffers(0)); err == nil {
+		t.Fatal("WithMaxOffers(0) accepted")
+	}
+	a, b, c := key(t, 1), key(t, 2), key(t, 3)
+	book := newBook(t, WithMaxOffers(2))
+	short := testOffer(a.id, 1)
+	short.TTL = 5
+	for _, o := range []*Offer{short, testOffer(b.id, 1)} {
+		if err := book.Put(o, o.Provider, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := book.Put(testOffer(c.id, 1), c.id, t0); !errors.Is(err, ErrBookFull) {
+		t.Fatalf("Put into a full book = %v, want ErrBookFull", err)
+	}
+	if err := book.Put(testOffer(b.id, 2), b.id, t0); err != nil {
+		t.Fatalf("update of a held provider in a full book: %v", err)
+	}
+	// Once a's offer has expired, it makes room.
+	later := t0.Add(5 * time.Second)
+	nc := testOffer(c.id, 1)
+	nc.IssuedAt = later.UnixMilli()
+	if err := book.Put(nc, c.id, later); err != nil {
+		t.Fatalf("Put after expiry: %v", err)
+	}
+	if _, ok := book.Get(a.id, later); ok || book.Len() != 2 {
+		t.Fatalf("expired offer still held, len %d", book.Len())
 	}
 }
 

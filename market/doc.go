@@ -19,8 +19,11 @@
 //	if why != nil { /* gossip *why (KindNoBid) so the renter sees the reason */ }
 //	else          { /* seal bid as protocol.KindBid and gossip it */ }
 //
-// A renter (or any node relaying gossip) validates with OfferValidator and
-// BidValidator, keeps offers in an OrderBook and, when the auction closes,
+// A node relaying gossip admits offers with OpenOffer (and OrderBook.Put,
+// which applies the same rule with the book's sequence numbers), job
+// requests with OpenJobRequest, bids with a BidValidator and no-bids with
+// OpenNoBid. A renter keeps offers in an OrderBook and, when the auction
+// closes,
 // awards with Award over the collected bids (a BidSet) and records the
 // winning prices in a PriceIndex. The AwardLease tx then carries the
 // winning signed bids to the ledger, which re-checks them.

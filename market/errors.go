@@ -21,4 +21,5 @@ var (
 	ErrReplayed      = errors.New("market: bid replayed")
 	ErrNotStaked     = errors.New("market: provider not staked")
 	ErrDuplicateBid  = errors.New("market: two bids from one provider")
+	ErrBookFull      = errors.New("market: order book full")
 )

@@ -101,3 +101,12 @@ func (m jobMap) Job(id protocol.CID) (*JobRequest, bool) {
 type stakeSet map[string]bool
 
 func (s stakeSet) Staked(p string) bool { return s[p] }
+
+func newBook(t testing.TB, opts ...BookOption) *OrderBook {
+	t.Helper()
+	b, err := NewOrderBook(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

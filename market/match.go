@@ -16,17 +16,35 @@ type Hardware struct {
 // Unmet says which requirement hw fails first (executor, region, GPU
 // model, VRAM, GPU count) with a human detail, or 0 if it meets them all.
 func Unmet(r *Requirements, hw Hardware) (NoBidReason, string) {
+	why, suitable, bestVRAM := unmet(r, &hw)
+	switch why {
+	case 0:
+		return 0, ""
+	case ReasonExecutor:
+		return why, fmt.Sprintf("no executor %q", r.Executor)
+	case ReasonRegion:
+		return why, fmt.Sprintf("region %q, want %q", hw.Region, r.Region)
+	case ReasonGPUModel:
+		return why, fmt.Sprintf("no GPU of %v", r.GPUModels)
+	case ReasonVRAM:
+		return why, fmt.Sprintf("have %d bytes, need %d", bestVRAM, r.MinVRAM)
+	default:
+		return why, fmt.Sprintf("have %d suitable GPUs, need %d", suitable, r.GPUCount)
+	}
+}
+
+// unmet is Unmet without the words, for the order book's hot path.
+func unmet(r *Requirements, hw *Hardware) (why NoBidReason, suitable, bestVRAM uint64) {
 	if !slices.Contains(hw.Executors, r.Executor) {
-		return ReasonExecutor, fmt.Sprintf("no executor %q", r.Executor)
+		return ReasonExecutor, 0, 0
 	}
 	if r.Region != "" && hw.Region != r.Region {
-		return ReasonRegion, fmt.Sprintf("region %q, want %q", hw.Region, r.Region)
+		return ReasonRegion, 0, 0
 	}
 	if r.GPUCount == 0 {
-		return 0, ""
+		return 0, 0, 0
 	}
-	var modelOK, suitable uint64
-	var bestVRAM uint64
+	var modelOK uint64
 	for _, g := range hw.GPUs {
 		if !modelAccepted(r, g.Model) {
 			continue
@@ -39,13 +57,13 @@ func Unmet(r *Requirements, hw Hardware) (NoBidReason, string) {
 	}
 	switch {
 	case modelOK == 0:
-		return ReasonGPUModel, fmt.Sprintf("no GPU of %v", r.GPUModels)
+		return ReasonGPUModel, suitable, bestVRAM
 	case suitable == 0:
-		return ReasonVRAM, fmt.Sprintf("have %d bytes, need %d", bestVRAM, r.MinVRAM)
+		return ReasonVRAM, suitable, bestVRAM
 	case suitable < uint64(r.GPUCount):
-		return ReasonGPUCount, fmt.Sprintf("have %d suitable GPUs, need %d", suitable, r.GPUCount)
+		return ReasonGPUCount, suitable, bestVRAM
 	}
-	return 0, ""
+	return 0, suitable, bestVRAM
 }
 
 func modelAccepted(r *Requirements, model string) bool {
@@ -58,7 +76,8 @@ func modelAccepted(r *Requirements, model string) bool {
 
 // Meets reports whether o's hardware meets r.
 func (o *Offer) Meets(r *Requirements) bool {
-	why, _ := Unmet(r, o.Hardware())
+	hw := o.Hardware()
+	why, _, _ := unmet(r, &hw)
 	return why == 0
 }
 
@@ -87,7 +106,8 @@ func Quote(prices []Price, r *Requirements, gpus []GPUGroup) (perSegment uint64,
 		price uint64
 		count uint32
 	}
-	var units []unit
+	var buf [8]unit
+	units := buf[:0]
 	for _, g := range gpus {
 		if !modelAccepted(r, g.Model) || g.VRAM < r.MinVRAM {
 			continue

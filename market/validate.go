@@ -75,6 +75,24 @@ func OpenJobRequest(raw []byte, chainID string) (*JobRequest, error) {
 	return r, nil
 }
 
+// OpenNoBid authenticates a KindNoBid envelope and checks that its
+// provider signed it. Whether the job is one the caller follows is the
+// caller's filter (BidSet.AddNoBid ignores other jobs).
+func OpenNoBid(raw []byte, chainID string) (*NoBid, error) {
+	env, author, err := openKind(raw, chainID, KindNoBid)
+	if err != nil {
+		return nil, err
+	}
+	n, err := DecodeNoBid(env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	if author != n.Provider {
+		return nil, fmt.Errorf("%w: no-bid of %s signed by %s", ErrWrongAuthor, n.Provider, author)
+	}
+	return n, nil
+}
+
 func openKind(raw []byte, chainID string, kind protocol.Kind) (*protocol.Envelope, string, error) {
 	env, err := protocol.Open(raw, chainID)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 
 func TestValidateOffer(t *testing.T) {
 	p, q := key(t, 1), key(t, 2)
-	book := NewOrderBook()
+	book := newBook(t)
 	if err := book.Put(testOffer(p.id, 5), p.id, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -170,5 +170,21 @@ func TestReplayFilterPrune(t *testing.T) {
 	}
 	if n := f.Prune(t0); n != 1 || f.Seen(k) || f.Len() != 0 {
 		t.Fatalf("Prune at expiry dropped %d, len %d", n, f.Len())
+	}
+}
+
+func TestOpenNoBid(t *testing.T) {
+	p, q := key(t, 1), key(t, 2)
+	req := testRequest(t, key(t, 9).id, testSpec())
+	nb := &NoBid{Job: req.Job, Provider: p.id, Reason: ReasonNoCapacity}
+	if got, err := OpenNoBid(seal(t, p, KindNoBid, nb), testChain); err != nil || got.Reason != ReasonNoCapacity {
+		t.Fatalf("OpenNoBid = %+v, %v", got, err)
+	}
+	if _, err := OpenNoBid(seal(t, q, KindNoBid, nb), testChain); !errors.Is(err, ErrWrongAuthor) {
+		t.Errorf("no-bid signed by another peer: %v, want ErrWrongAuthor", err)
+	}
+	nb.Reason = 0
+	if _, err := OpenNoBid(seal(t, p, KindNoBid, nb), testChain); !errors.Is(err, ErrBadBid) {
+		t.Errorf("no-bid without reason: %v, want ErrBadBid", err)
 	}
 }

@@ -26,7 +26,11 @@ func newAwardMarket(b *testing.B, nOffers, nBids int) *awardMarket {
 	b.Helper()
 	r := rand.New(rand.NewSource(6))
 	now := time.UnixMilli(1_800_000_000_000)
-	m := &awardMarket{now: now, book: market.NewOrderBook(), rep: map[string]int64{}}
+	book, err := market.NewOrderBook()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := &awardMarket{now: now, book: book, rep: map[string]int64{}}
 	models := []string{"A100", "H100", "L40S", "RTX4090"}
 	ids := make([]string, nOffers)
 	for i := range ids {
