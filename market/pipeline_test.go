@@ -47,7 +47,7 @@ func TestAuctionPipeline(t *testing.T) {
 
 	jobs := jobMap{}
 	v := &BidValidator{ChainID: testChain, Jobs: jobs, Stakes: stakes, Replays: NewReplayFilter()}
-	got, err := OpenJobRequest(raw, testChain)
+	got, err := OpenJobRequest(raw, testChain, t0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,8 @@ const (
 	MaxOfferTTL       = time.Hour
 	MaxBidLifetime    = 24 * time.Hour
 	MaxClockSkew      = 30 * time.Second // how far in the future a timestamp may be
+	MaxAuctionWindow  = time.Hour        // how far ahead an auction may close
 	maxDetailLen      = 256
-	maxAuctionWindow  = 24 * time.Hour
 	maxSegmentTimeout = 7 * 24 * time.Hour
 )
 

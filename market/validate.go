@@ -57,10 +57,31 @@ func OpenOffer(raw []byte, chainID string, now time.Time, last SeqLookup) (*Offe
 	return o, nil
 }
 
-// OpenJobRequest authenticates a KindJob envelope and checks the request:
-// well-formed, signed by its renter, with a job ID that is its spec's.
-// Whether the job is funded is the chain's answer (the OpenJob tx).
-func OpenJobRequest(raw []byte, chainID string) (*JobRequest, error) {
+// ValidateJobRequest is the jobs-topic rule after the envelope's signature
+// has been checked: the request is well-formed, signed by its renter, its
+// job ID is its spec's, and its auction is still open and closes within
+// MaxAuctionWindow of now. Whether the job is funded is the chain's answer
+// (the OpenJob tx).
+func ValidateJobRequest(r *JobRequest, author string, now time.Time) error {
+	if err := r.Check(); err != nil {
+		return err
+	}
+	if author != r.Renter {
+		return fmt.Errorf("%w: job of %s signed by %s", ErrWrongAuthor, r.Renter, author)
+	}
+	closeAt := time.UnixMilli(r.CloseAt)
+	if !now.Before(closeAt) {
+		return fmt.Errorf("%w: job closed at %d", ErrAuctionClosed, r.CloseAt)
+	}
+	if closeAt.After(now.Add(MaxAuctionWindow)) {
+		return fmt.Errorf("%w: auction closes more than %s ahead", ErrBadJob, MaxAuctionWindow)
+	}
+	return nil
+}
+
+// OpenJobRequest authenticates a KindJob envelope, decodes the request and
+// applies ValidateJobRequest.
+func OpenJobRequest(raw []byte, chainID string, now time.Time) (*JobRequest, error) {
 	env, author, err := openKind(raw, chainID, protocol.KindJob)
 	if err != nil {
 		return nil, err
@@ -69,8 +90,8 @@ func OpenJobRequest(raw []byte, chainID string) (*JobRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if author != r.Renter {
-		return nil, fmt.Errorf("%w: job of %s signed by %s", ErrWrongAuthor, r.Renter, author)
+	if err := ValidateJobRequest(r, author, now); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

@@ -63,12 +63,25 @@ func TestOpenOffer(t *testing.T) {
 func TestOpenJobRequest(t *testing.T) {
 	r, q := key(t, 2), key(t, 3)
 	req := testRequest(t, r.id, testSpec())
-	got, err := OpenJobRequest(seal(t, r, protocol.KindJob, req), testChain)
+	got, err := OpenJobRequest(seal(t, r, protocol.KindJob, req), testChain, t0)
 	if err != nil || !got.Job.Equals(req.Job.Cid) {
 		t.Fatalf("OpenJobRequest = %+v, %v", got, err)
 	}
-	if _, err := OpenJobRequest(seal(t, q, protocol.KindJob, req), testChain); !errors.Is(err, ErrWrongAuthor) {
+	if _, err := OpenJobRequest(seal(t, q, protocol.KindJob, req), testChain, t0); !errors.Is(err, ErrWrongAuthor) {
 		t.Errorf("job signed by another peer: %v, want ErrWrongAuthor", err)
+	}
+	if _, err := OpenJobRequest(seal(t, r, protocol.KindJob, req), testChain, time.UnixMilli(req.CloseAt)); !errors.Is(err, ErrAuctionClosed) {
+		t.Errorf("job after its close: %v, want ErrAuctionClosed", err)
+	}
+	far := *req
+	far.CloseAt = t0.Add(MaxAuctionWindow + time.Millisecond).UnixMilli()
+	if _, err := OpenJobRequest(seal(t, r, protocol.KindJob, &far), testChain, t0); !errors.Is(err, ErrBadJob) {
+		t.Errorf("job closing too far ahead: %v, want ErrBadJob", err)
+	}
+	stale := *req
+	stale.Spec.Segments++
+	if _, err := OpenJobRequest(seal(t, r, protocol.KindJob, &stale), testChain, t0); !errors.Is(err, ErrBadJob) {
+		t.Errorf("job whose ID is not its spec's: %v, want ErrBadJob", err)
 	}
 }
 
