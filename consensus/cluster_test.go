@@ -1,0 +1,266 @@
+package consensus
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+
+	"github.com/gpunode/gpunode/consensus/bft"
+	"github.com/gpunode/gpunode/consensus/ledger"
+	"github.com/gpunode/gpunode/node"
+	"github.com/gpunode/gpunode/storage"
+)
+
+const testChain = "chaintest"
+
+func testLogger() *slog.Logger {
+	lvl := slog.LevelWarn
+	if os.Getenv("CONSENSUS_DEBUG") != "" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// fastTimeouts keep rounds short on loopback.
+var fastTimeouts = bft.TimeoutConfig{
+	Propose: 400 * time.Millisecond, ProposeDelta: 200 * time.Millisecond,
+	Prevote: 200 * time.Millisecond, PrevoteDelta: 100 * time.Millisecond,
+	Precommit: 200 * time.Millisecond, PrecommitDelta: 100 * time.Millisecond,
+}
+
+// member is one process of a test cluster: a libp2p node on loopback, an
+// in-memory badger and the Service.
+type member struct {
+	key  crypto.PrivKey
+	id   string
+	node *node.Node
+	db   *storage.DB
+	kv   KV
+	svc  *Service
+
+	mu   sync.Mutex // guards sent
+	sent []bft.Message
+}
+
+type cluster struct {
+	t       *testing.T
+	ctx     context.Context
+	keys    *ledger.Keyring
+	genesis *ledger.Genesis
+	members []*member
+}
+
+// newCluster builds a genesis of nVals validators among nKeys funded keys.
+func newCluster(t *testing.T, seed uint64, nKeys, nVals int) *cluster {
+	t.Helper()
+	keys := ledger.NewKeyring(rand.New(rand.NewPCG(seed, seed)), nKeys)
+	g := keys.TestGenesis(testChain, nVals, 1_000_000_000, 1_000_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return &cluster{t: t, ctx: ctx, keys: keys, genesis: g}
+}
+
+// start starts the member for key index i, connected to every running one.
+func (c *cluster) start(i int) *member {
+	t := c.t
+	t.Helper()
+	id := c.keys.IDs[i]
+	m := &member{key: c.keys.Key(id), id: id}
+	cfg := node.Config{
+		Network: "chaintest", ChainID: testChain,
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, DisableQUIC: true,
+		BootstrapTimeout: node.Duration(60 * time.Second),
+		Logger:           testLogger(),
+	}
+	n, err := node.New(c.ctx, cfg, m.key)
+	if err != nil {
+		t.Fatalf("node.New: %v", err)
+	}
+	m.node = n
+	t.Cleanup(func() { _ = n.Close() })
+	db, err := storage.Open("", storage.WithInMemory(), storage.WithLogger(testLogger()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	m.db, m.kv = db, NewKV(db)
+	for _, o := range c.members {
+		if o != nil && o.node != nil {
+			if err := n.Connect(c.ctx, o.node.AddrInfo()); err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+		}
+	}
+	c.startService(m)
+	c.members = append(c.members, m)
+	return m
+}
+
+func (c *cluster) startService(m *member) {
+	c.t.Helper()
+	svc, err := New(Config{Genesis: c.genesis, Key: m.key, KV: m.kv, Node: m.node, Timeouts: fastTimeouts,
+		CommitWait: 50 * time.Millisecond, SyncInterval: 200 * time.Millisecond, Logger: testLogger()})
+	if err != nil {
+		c.t.Fatalf("consensus.New: %v", err)
+	}
+	svc.onSend = func(msg bft.Message) {
+		m.mu.Lock()
+		m.sent = append(m.sent, msg)
+		m.mu.Unlock()
+	}
+	if err := svc.Start(); err != nil {
+		c.t.Fatalf("Start: %v", err)
+	}
+	m.svc = svc
+	c.t.Cleanup(func() { _ = svc.Close() })
+}
+
+// waitHeight waits until every given member committed height h.
+func (c *cluster) waitHeight(h uint64, d time.Duration, ms ...*member) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		done := true
+		for _, m := range ms {
+			if err := m.svc.Err(); err != nil {
+				c.t.Fatalf("%s stopped: %v", m.id, err)
+			}
+			if m.svc.Height() < h {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			var hs []uint64
+			for _, m := range ms {
+				hs = append(hs, m.svc.Height())
+			}
+			c.t.Fatalf("timed out waiting for height %d: heights %v", h, hs)
+		}
+		<-tick.C
+	}
+}
+
+// checkSameChain compares every member's blocks up to h and checks the
+// supply invariant of the final states.
+func (c *cluster) checkSameChain(h uint64, ms ...*member) {
+	c.t.Helper()
+	for height := uint64(1); height <= h; height++ {
+		var want []byte
+		for i, m := range ms {
+			sb, _, err := m.svc.eng.store.get(height)
+			if err != nil {
+				c.t.Fatalf("%s block %d: %v", m.id, height, err)
+			}
+			if i == 0 {
+				want = sb.Block
+			} else if !bytes.Equal(sb.Block, want) {
+				c.t.Fatalf("members 0 and %d differ at height %d", i, height)
+			}
+		}
+	}
+	for _, m := range ms {
+		if err := ledger.CheckInvariant(m.svc.State()); err != nil {
+			c.t.Fatalf("%s: %v", m.id, err)
+		}
+	}
+}
+
+// checkNoDoubleSign fails if m sent two different messages for one
+// (height, round, type) slot.
+func checkNoDoubleSign(t *testing.T, m *member) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	seen := map[string]bft.Message{}
+	for _, msg := range m.sent {
+		key := fmt.Sprintf("%d/%d/%d", msg.Height(), msg.Round(), stepOf(msg))
+		old, ok := seen[key]
+		if !ok {
+			seen[key] = msg
+			continue
+		}
+		if !sameSigned(old, msg) {
+			t.Fatalf("%s double-signed %s: %s vs %s", m.id, key, old, msg)
+		}
+	}
+}
+
+func sameSigned(a, b bft.Message) bool {
+	if a.Proposal != nil && b.Proposal != nil {
+		return bytes.Equal(bft.ProposalSignBytes(testChain, a.Proposal), bft.ProposalSignBytes(testChain, b.Proposal))
+	}
+	if a.Vote != nil && b.Vote != nil {
+		return bytes.Equal(bft.VoteSignBytes(testChain, a.Vote), bft.VoteSignBytes(testChain, b.Vote))
+	}
+	return false
+}
+
+// transfer signs a transfer of amount from key index from to index to.
+func (c *cluster) transfer(from, to int, nonce, amount uint64) []byte {
+	c.t.Helper()
+	tx, err := ledger.NewTx(ledger.TxTransfer, nonce, 1, ledger.Transfer{To: c.keys.IDs[to], Amount: amount})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	raw, err := ledger.SignTx(c.keys.Key(c.keys.IDs[from]), testChain, time.Now(), tx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return raw
+}
+
+func TestValidatorsCommitTransfers(t *testing.T) {
+	c := newCluster(t, 1, 6, 4)
+	for i := range 4 {
+		c.start(i)
+	}
+	vals := c.members
+	c.waitHeight(2, 30*time.Second, vals...)
+	// Txs from two senders, submitted at different validators.
+	var hashes [][32]byte
+	for n := range uint64(10) {
+		for s, from := range []int{4, 5} {
+			raw := c.transfer(from, s, n, 100+n)
+			h, err := vals[int(n)%4].svc.Submit(c.ctx, raw)
+			if err != nil {
+				t.Fatalf("Submit: %v", err)
+			}
+			hashes = append(hashes, h)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, h := range hashes {
+		for {
+			if _, err := vals[0].svc.eng.store.tx(h); err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("tx %x not committed; height %d, mempool %d", h[:4], vals[0].svc.Height(), vals[0].svc.pool.Len())
+			}
+			<-time.After(20 * time.Millisecond)
+		}
+	}
+	top := vals[0].svc.Height()
+	c.waitHeight(top, 30*time.Second, vals...)
+	c.checkSameChain(top, vals...)
+	acct, _ := vals[1].svc.State().Account(c.keys.IDs[4])
+	if acct.Nonce != 10 {
+		t.Fatalf("sender nonce %d, want 10", acct.Nonce)
+	}
+	for _, m := range vals {
+		checkNoDoubleSign(t, m)
+	}
+}
