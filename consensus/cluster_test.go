@@ -264,3 +264,49 @@ func TestValidatorsCommitTransfers(t *testing.T) {
 		checkNoDoubleSign(t, m)
 	}
 }
+
+func TestFollowerCatchesUpByBlockSync(t *testing.T) {
+	c := newCluster(t, 2, 5, 4)
+	for i := range 4 {
+		c.start(i)
+	}
+	vals := c.members[:4]
+	c.waitHeight(12, 60*time.Second, vals...)
+	f := c.start(4) // not a validator
+	top := vals[0].svc.Height() + 2
+	c.waitHeight(top, 60*time.Second, append(vals, f)...)
+	c.checkSameChain(top, append(vals, f)...)
+	f.mu.Lock()
+	n := len(f.sent)
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("follower sent %d consensus messages", n)
+	}
+}
+
+func TestRestartedValidatorDoesNotDoubleSign(t *testing.T) {
+	c := newCluster(t, 3, 4, 4)
+	for i := range 4 {
+		c.start(i)
+	}
+	vals := c.members
+	c.waitHeight(3, 30*time.Second, vals...)
+	// Restart one validator several times at arbitrary points of a height.
+	m := vals[2]
+	for range 3 {
+		if err := m.svc.Close(); err != nil {
+			t.Fatal(err)
+		}
+		c.startService(m)
+		c.waitHeight(m.svc.Height()+2, 30*time.Second, vals...)
+	}
+	top := vals[0].svc.Height()
+	c.waitHeight(top, 30*time.Second, vals...)
+	c.checkSameChain(top, vals...)
+	for _, v := range vals {
+		checkNoDoubleSign(t, v)
+		if n := len(v.svc.eng.evpool); n != 0 {
+			t.Fatalf("%s holds %d evidence items", v.id, n)
+		}
+	}
+}

@@ -92,7 +92,7 @@ type Service struct {
 
 	submitMu sync.Mutex // serialises nonce assignment of the node's own txs
 
-	pendingStart *effects // the restore's effects, carried out by Start
+	pendingStart *effects          // the restore's effects, carried out by Start
 	onSend       func(bft.Message) // tests: every message published
 
 	// Loop-only fields.
