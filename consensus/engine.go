@@ -433,7 +433,7 @@ func (e *engine) pendingBlock(h bft.Hash) []byte {
 // height's WAL records in one atomic write, then moves to the new state.
 func (e *engine) persist(a *applied, cert bft.Certificate) (*Committed, error) {
 	h := a.blk.Header.Height
-	puts, err := commitWrites(a.blk, a.data, cert)
+	puts, err := commitWrites(a.blk, a.data, cert, a.events)
 	if err != nil {
 		return nil, err
 	}

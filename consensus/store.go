@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -81,6 +82,7 @@ type StoredBlock struct {
 type txLocation struct {
 	Height uint64 `cbor:"1,keyasint"`
 	Index  uint32 `cbor:"2,keyasint"`
+	Error  string `cbor:"3,keyasint,omitempty"` // the failure receipt's error, if the body failed
 }
 
 // blockStore keeps committed blocks, their certificates and a tx index.
@@ -140,7 +142,13 @@ func (s blockStore) tx(hash [32]byte) (txLocation, error) {
 // commitWrites returns the writes that store blk (committed by cert) and
 // index its txs; the caller adds its WAL pruning so that both land in one
 // atomic write.
-func commitWrites(blk *ledger.Block, data []byte, cert bft.Certificate) ([]KVPair, error) {
+func commitWrites(blk *ledger.Block, data []byte, cert bft.Certificate, events []ledger.Event) ([]KVPair, error) {
+	failed := map[string]string{}
+	for _, e := range events {
+		if e.Kind == ledger.EventTxFailed {
+			failed[e.Tx] = e.Error
+		}
+	}
 	sb, err := protocol.Marshal(&StoredBlock{Block: data, Certificate: cert})
 	if err != nil {
 		return nil, err
@@ -152,7 +160,7 @@ func commitWrites(blk *ledger.Block, data []byte, cert bft.Certificate) ([]KVPai
 	}
 	for i, tx := range blk.Txs {
 		th := ledger.TxHash(tx)
-		loc := protocol.MustMarshal(&txLocation{Height: h, Index: uint32(i)})
+		loc := protocol.MustMarshal(&txLocation{Height: h, Index: uint32(i), Error: failed[hex.EncodeToString(th[:])]})
 		puts = append(puts, KVPair{Key: append(append([]byte(nil), prefixTx...), th[:]...), Val: loc})
 	}
 	return puts, nil
