@@ -183,7 +183,9 @@ func (s *Service) Start() error {
 			return err
 		}
 		n.SetStreamHandler(syncProtocol, s.serveSync)
-		for _, t := range []*node.Topic{s.consensus, s.blocks} {
+		// The txs topic's messages are handled by its validator; the
+		// subscription is what puts the node in the topic's mesh.
+		for _, t := range []*node.Topic{s.consensus, s.blocks, s.txs} {
 			sub, err := t.Subscribe()
 			if err != nil {
 				return err
@@ -191,8 +193,6 @@ func (s *Service) Start() error {
 			s.wg.Add(1)
 			go s.readTopic(sub)
 		}
-		// The txs topic needs no subscriber: its validator admits to the
-		// mempool. Joining without subscribing still forwards messages.
 	}
 	s.rebroadcast = time.NewTimer(time.Hour)
 	s.rebroadcast.Stop()
