@@ -1,40 +1,31 @@
-package consensus
+package consensus_test
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
+	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/consensus/bft"
 	"github.com/gpunode/gpunode/consensus/ledger"
 	"github.com/gpunode/gpunode/node"
 	"github.com/gpunode/gpunode/storage"
 )
 
-const testChain = "chaintest"
+const testChain = "chaintest" // as in the internal tests (SameSigned signs with it)
 
-func testLogger() *slog.Logger {
-	lvl := slog.LevelWarn
-	if os.Getenv("CONSENSUS_DEBUG") != "" {
-		lvl = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-}
-
-// fastTimeouts keep rounds short on loopback.
-var fastTimeouts = bft.TimeoutConfig{
-	Propose: 400 * time.Millisecond, ProposeDelta: 200 * time.Millisecond,
-	Prevote: 200 * time.Millisecond, PrevoteDelta: 100 * time.Millisecond,
-	Precommit: 200 * time.Millisecond, PrecommitDelta: 100 * time.Millisecond,
-}
+var (
+	testLogger   = consensus.TestLogger
+	fastTimeouts = consensus.FastTimeouts
+	stepOf       = consensus.StepOf
+	sameSigned   = consensus.SameSigned
+)
 
 // member is one process of a test cluster: a libp2p node on loopback, an
 // in-memory badger and the Service.
@@ -43,8 +34,8 @@ type member struct {
 	id   string
 	node *node.Node
 	db   *storage.DB
-	kv   KV
-	svc  *Service
+	kv   consensus.KV
+	svc  *consensus.Service
 
 	mu   sync.Mutex // guards sent
 	sent []bft.Message
@@ -91,7 +82,7 @@ func (c *cluster) start(i int) *member {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	m.db, m.kv = db, NewKV(db)
+	m.db, m.kv = db, consensus.NewKV(db)
 	for _, o := range c.members {
 		if o != nil && o.node != nil {
 			if err := n.Connect(c.ctx, o.node.AddrInfo()); err != nil {
@@ -106,16 +97,16 @@ func (c *cluster) start(i int) *member {
 
 func (c *cluster) startService(m *member) {
 	c.t.Helper()
-	svc, err := New(Config{Genesis: c.genesis, Key: m.key, KV: m.kv, Node: m.node, Timeouts: fastTimeouts,
-		CommitWait: 50 * time.Millisecond, SyncInterval: 200 * time.Millisecond, Logger: testLogger()})
+	svc, err := consensus.New(consensus.Config{Genesis: c.genesis, Key: m.key, KV: m.kv, Network: node.ChainNetwork(m.node),
+		Timeouts: fastTimeouts, CommitWait: 50 * time.Millisecond, SyncInterval: 200 * time.Millisecond, Logger: testLogger()})
 	if err != nil {
 		c.t.Fatalf("consensus.New: %v", err)
 	}
-	svc.onSend = func(msg bft.Message) {
+	consensus.SetOnSend(svc, func(msg bft.Message) {
 		m.mu.Lock()
 		m.sent = append(m.sent, msg)
 		m.mu.Unlock()
-	}
+	})
 	if err := svc.Start(); err != nil {
 		c.t.Fatalf("Start: %v", err)
 	}
@@ -160,13 +151,14 @@ func (c *cluster) checkSameChain(h uint64, ms ...*member) {
 	for height := uint64(1); height <= h; height++ {
 		var want []byte
 		for i, m := range ms {
-			sb, _, err := m.svc.eng.store.get(height)
+			blk, _, err := m.svc.Block(height)
 			if err != nil {
 				c.t.Fatalf("%s block %d: %v", m.id, height, err)
 			}
+			data, _ := blk.Encode()
 			if i == 0 {
-				want = sb.Block
-			} else if !bytes.Equal(sb.Block, want) {
+				want = data
+			} else if !bytes.Equal(data, want) {
 				c.t.Fatalf("members 0 and %d differ at height %d", i, height)
 			}
 		}
@@ -199,16 +191,6 @@ func checkNoDoubleSign(t *testing.T, m *member) {
 			t.Fatalf("%s double-signed %s: %s vs %s", m.id, key, old, msg)
 		}
 	}
-}
-
-func sameSigned(a, b bft.Message) bool {
-	if a.Proposal != nil && b.Proposal != nil {
-		return bytes.Equal(bft.ProposalSignBytes(testChain, a.Proposal), bft.ProposalSignBytes(testChain, b.Proposal))
-	}
-	if a.Vote != nil && b.Vote != nil {
-		return bytes.Equal(bft.VoteSignBytes(testChain, a.Vote), bft.VoteSignBytes(testChain, b.Vote))
-	}
-	return false
 }
 
 // transfer signs a transfer of amount from key index from to index to.
@@ -247,11 +229,11 @@ func TestValidatorsCommitTransfers(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, h := range hashes {
 		for {
-			if _, err := vals[0].svc.eng.store.tx(h); err == nil {
+			if _, err := vals[0].svc.TxHeight(h); err == nil {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("tx %x not committed; height %d, mempool %d", h[:4], vals[0].svc.Height(), vals[0].svc.pool.Len())
+				t.Fatalf("tx %x not committed; height %d, mempool %d", h[:4], vals[0].svc.Height(), vals[0].svc.Mempool().Len())
 			}
 			<-time.After(20 * time.Millisecond)
 		}
@@ -308,7 +290,7 @@ func TestRestartedValidatorDoesNotDoubleSign(t *testing.T) {
 	c.checkSameChain(top, vals...)
 	for _, v := range vals {
 		checkNoDoubleSign(t, v)
-		if n := len(v.svc.eng.evpool); n != 0 {
+		if n := consensus.PendingEvidence(v.svc); n != 0 {
 			t.Fatalf("%s holds %d evidence items", v.id, n)
 		}
 	}

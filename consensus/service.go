@@ -14,8 +14,8 @@ import (
 
 	"github.com/gpunode/gpunode/consensus/bft"
 	"github.com/gpunode/gpunode/consensus/ledger"
-	"github.com/gpunode/gpunode/node"
 	"github.com/gpunode/gpunode/protocol"
+	"github.com/gpunode/gpunode/storage"
 )
 
 // Publisher receives the Service's events for the API event stream
@@ -34,9 +34,9 @@ type Config struct {
 	Key crypto.PrivKey
 	// KV is the consensus keyspace (NewKV(db)); required.
 	KV KV
-	// Node is the libp2p node; nil runs the chain without a network (a
-	// single validator, or tests).
-	Node *node.Node
+	// Network is the libp2p node (node.ChainNetwork); nil runs the chain
+	// without a network (a single validator, or tests).
+	Network Network
 	// Follower never signs, even with the key in the validator set.
 	Follower bool
 	// Timeouts are the round timeouts (default: propose 1s, prevote and
@@ -77,7 +77,7 @@ type Service struct {
 	eng  *engine // owned by the loop after Start
 	pool *Mempool
 
-	consensus, txs, blocks *node.Topic
+	consensus, txs, blocks Topic
 
 	inbox chan func() // work for the loop
 	ctx   context.Context
@@ -171,27 +171,23 @@ func New(cfg Config) (*Service, error) {
 
 // Start joins the topics, serves block sync and starts the loop.
 func (s *Service) Start() error {
-	if n := s.cfg.Node; n != nil {
+	if n := s.cfg.Network; n != nil {
 		var err error
-		if s.consensus, err = n.JoinTopic(protocol.TopicConsensus, s.validateConsensus); err != nil {
+		if s.consensus, err = n.Join(protocol.TopicConsensus, s.validateConsensus); err != nil {
 			return err
 		}
-		if s.txs, err = n.JoinTopic(protocol.TopicTxs, s.validateTx); err != nil {
+		if s.txs, err = n.Join(protocol.TopicTxs, s.validateTx); err != nil {
 			return err
 		}
-		if s.blocks, err = n.JoinTopic(protocol.TopicBlocks, s.validateAnnouncement); err != nil {
+		if s.blocks, err = n.Join(protocol.TopicBlocks, s.validateAnnouncement); err != nil {
 			return err
 		}
 		n.SetStreamHandler(syncProtocol, s.serveSync)
-		// The txs topic's messages are handled by its validator; the
-		// subscription is what puts the node in the topic's mesh.
-		for _, t := range []*node.Topic{s.consensus, s.blocks, s.txs} {
-			sub, err := t.Subscribe()
-			if err != nil {
-				return err
-			}
+		// The txs topic's messages are handled by its validator; reading
+		// them only keeps the subscription (the mesh membership) drained.
+		for _, t := range []Topic{s.consensus, s.blocks, s.txs} {
 			s.wg.Add(1)
-			go s.readTopic(sub)
+			go s.readTopic(t)
 		}
 	}
 	s.rebroadcast = time.NewTimer(time.Hour)
@@ -206,9 +202,9 @@ func (s *Service) Start() error {
 // the daemon's).
 func (s *Service) Close() error {
 	s.stop()
-	if n := s.cfg.Node; n != nil {
+	if n := s.cfg.Network; n != nil {
 		n.RemoveStreamHandler(syncProtocol)
-		for _, t := range []*node.Topic{s.consensus, s.txs, s.blocks} {
+		for _, t := range []Topic{s.consensus, s.txs, s.blocks} {
 			if t != nil {
 				_ = t.Close()
 			}
@@ -248,6 +244,39 @@ func (s *Service) Height() uint64 { return s.view.Load().state.Height() }
 
 // Mempool is the node's mempool.
 func (s *Service) Mempool() *Mempool { return s.pool }
+
+// Block returns the committed block at height with its certificate.
+func (s *Service) Block(height uint64) (*ledger.Block, *bft.Certificate, error) {
+	sb, blk, err := s.eng.store.get(height)
+	if err != nil {
+		return nil, nil, err
+	}
+	return blk, &sb.Certificate, nil
+}
+
+// TxHeight returns the height of the block that committed the tx with
+// hash, or an error wrapping ErrNotFound.
+func (s *Service) TxHeight(hash [32]byte) (uint64, error) {
+	loc, err := s.eng.store.tx(hash)
+	if errors.Is(err, storage.ErrNotFound) {
+		return 0, fmt.Errorf("%w: tx %x", ErrNotFound, hash[:8])
+	}
+	return loc.Height, err
+}
+
+// do runs f on the loop and waits for it; false once the Service stopped.
+func (s *Service) do(f func()) bool {
+	done := make(chan struct{})
+	if !s.post(func() { f(); close(done) }) {
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
 
 // post runs f on the loop; false once the Service stopped.
 func (s *Service) post(f func()) bool {
@@ -452,13 +481,13 @@ func decodeConsensus(env *protocol.Envelope) (bft.Message, error) {
 // set: bad ones are rejected. Other heights are ignored (a far-ahead one
 // tells the node to block-sync). The envelope's author must be a validator
 // too, so only validators can re-seal (rebroadcast) votes.
-func (s *Service) validateConsensus(_ context.Context, from peer.ID, env *protocol.Envelope) node.Verdict {
+func (s *Service) validateConsensus(_ context.Context, from peer.ID, env *protocol.Envelope) Verdict {
 	m, err := decodeConsensus(env)
 	if err != nil {
-		return node.Reject
+		return Reject
 	}
 	if from == s.self {
-		return node.Accept
+		return Accept
 	}
 	v := s.view.Load()
 	h := m.Height()
@@ -470,24 +499,24 @@ func (s *Service) validateConsensus(_ context.Context, from peer.ID, env *protoc
 		vals = v.next
 	case h > v.height+1:
 		s.noteHeight(h-1, from)
-		return node.Ignore
+		return Ignore
 	default:
-		return node.Ignore
+		return Ignore
 	}
 	if vals == nil {
-		return node.Ignore
+		return Ignore
 	}
 	author, err := env.AuthorID()
 	if err != nil {
-		return node.Reject
+		return Reject
 	}
 	if _, ok := vals.Get(author.String()); !ok {
-		return node.Reject
+		return Reject
 	}
 	if err := bft.VerifyMessage(s.cfg.Genesis.ChainID, vals, m); err != nil {
-		return node.Reject
+		return Reject
 	}
-	return node.Accept
+	return Accept
 }
 
 func (s *Service) noteHeight(h uint64, from peer.ID) {
@@ -505,59 +534,59 @@ func (s *Service) noteHeight(h uint64, from peer.ID) {
 
 // validateAnnouncement checks a commit announcement's certificate when the
 // height's set is known; a far-ahead one only triggers block sync.
-func (s *Service) validateAnnouncement(_ context.Context, from peer.ID, env *protocol.Envelope) node.Verdict {
+func (s *Service) validateAnnouncement(_ context.Context, from peer.ID, env *protocol.Envelope) Verdict {
 	if env.Kind != protocol.KindBlock {
-		return node.Reject
+		return Reject
 	}
 	var a Announcement
 	if err := env.Decode(&a); err != nil || a.Certificate.Height != a.Height {
-		return node.Reject
+		return Reject
 	}
 	if from == s.self {
-		return node.Accept
+		return Accept
 	}
 	v := s.view.Load()
 	switch {
 	case a.Height < v.height:
-		return node.Ignore
+		return Ignore
 	case a.Height > v.height:
 		s.noteHeight(a.Height, from)
-		return node.Ignore
+		return Ignore
 	}
 	if err := a.Certificate.Verify(s.cfg.Genesis.ChainID, v.vals); err != nil {
-		return node.Reject
+		return Reject
 	}
 	s.noteHeight(a.Height, from)
-	return node.Accept
+	return Accept
 }
 
 // validateTx admits a gossiped tx to the mempool. A tx the mempool refuses
 // for the current state is ignored (it may be valid elsewhere), not
 // penalised; the node's own publishes always pass.
-func (s *Service) validateTx(_ context.Context, from peer.ID, env *protocol.Envelope) node.Verdict {
+func (s *Service) validateTx(_ context.Context, from peer.ID, env *protocol.Envelope) Verdict {
 	if from == s.self {
-		return node.Accept
+		return Accept
 	}
 	raw, err := protocol.Marshal(env)
 	if err != nil {
-		return node.Reject
+		return Reject
 	}
 	if s.pool.Has(ledger.TxHash(raw)) {
-		return node.Accept
+		return Accept
 	}
 	if err := s.eng.primer.primeEnvelope(raw, env); err != nil {
-		return node.Reject
+		return Reject
 	}
 	if _, err := s.pool.Add(raw); err != nil && !errors.Is(err, ErrKnownTx) {
-		return node.Ignore
+		return Ignore
 	}
-	return node.Accept
+	return Accept
 }
 
-func (s *Service) readTopic(sub *node.Subscription) {
+func (s *Service) readTopic(t Topic) {
 	defer s.wg.Done()
 	for {
-		r, err := sub.Next(s.ctx)
+		r, err := t.Next(s.ctx)
 		if err != nil {
 			return
 		}

@@ -92,7 +92,7 @@ func (s *Service) serveSync(st network.Stream) {
 func (s *Service) fetchBlocks(ctx context.Context, p peer.ID, from uint64, count uint32) ([]*StoredBlock, error) {
 	ctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
-	st, err := s.cfg.Node.NewStream(ctx, p, syncProtocol)
+	st, err := s.cfg.Network.NewStream(ctx, p, syncProtocol)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (s *Service) fetchBlocks(ctx context.Context, p peer.ID, from uint64, count
 // Runs on the loop; the fetch runs in its own goroutine and posts the
 // blocks back, where each is verified and applied in order.
 func (s *Service) maybeSync() {
-	if s.cfg.Node == nil || s.syncing.Load() {
+	if s.cfg.Network == nil || s.syncing.Load() {
 		return
 	}
 	cur := s.eng.height()

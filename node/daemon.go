@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gpunode/gpunode/api"
+	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/internal/version"
 	"github.com/gpunode/gpunode/storage"
 )
@@ -43,6 +44,7 @@ type Daemon struct {
 	blocks *storage.Blockstore
 	node   *Node
 	api    *api.Server
+	chain  *consensus.Service // nil without a genesis file (chain.go)
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop
@@ -115,6 +117,9 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 			return struct{}{}, nil
 		}),
 	}); err != nil {
+		return nil, err
+	}
+	if err := d.startChain(); err != nil {
 		return nil, err
 	}
 	if err := d.api.Start(); err != nil {
@@ -190,6 +195,7 @@ func (d *Daemon) Close() error {
 			errs = append(errs, d.api.Shutdown(ctx))
 			cancel()
 		}
+		errs = append(errs, d.closeChain())
 		if d.events != nil {
 			d.events.Close()
 		}
