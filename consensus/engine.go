@@ -73,7 +73,6 @@ type effects struct {
 }
 
 type engineConfig struct {
-	chainID       string
 	key           crypto.PrivKey // nil: follower
 	self          string
 	genesis       *ledger.Genesis

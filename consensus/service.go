@@ -106,13 +106,12 @@ type Service struct {
 
 // chainView is what other goroutines may read: immutable once published.
 type chainView struct {
-	state    *ledger.State
-	height   uint64 // being decided
-	vals     *bft.ValidatorSet
-	next     *bft.ValidatorSet // of height+1
-	round    int32
-	step     bft.Step
-	lastTime time.Time
+	state  *ledger.State
+	height uint64 // being decided
+	vals   *bft.ValidatorSet
+	next   *bft.ValidatorSet // of height+1
+	round  int32
+	step   bft.Step
 }
 
 // New opens the chain: it rebuilds the state from the stored blocks and
