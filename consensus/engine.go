@@ -226,8 +226,15 @@ func (e *engine) step(m bft.Message) (*effects, error) {
 func (e *engine) timeout(t bft.Timeout) (*effects, error) {
 	var out effects
 	e.machine.Timeout(t)
-	return &out, e.drain(&out)
+	if err := e.drain(&out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
+
+// Every engine call returns nil effects with an error when the store
+// failed: the caller must stop (see engine). A non-nil effects with an
+// error is a rejected input, for logging.
 
 // startNext starts the height after the last commit.
 func (e *engine) startNext() (*effects, error) {
@@ -243,7 +250,10 @@ func (e *engine) startNext() (*effects, error) {
 	if err := e.machine.StartHeight(e.height(), vals, nil); err != nil {
 		return nil, err
 	}
-	return &out, e.drain(&out)
+	if err := e.drain(&out); err != nil {
+		return nil, err
+	}
+	return &out, nil
 }
 
 // drain carries out the machine's Ready: own messages go to the WAL (durably)
