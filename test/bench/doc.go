@@ -1,4 +1,8 @@
-// Package bench holds gpunode's benchmarks: each runs a workload the way the
-// node does and reports the figures that matter with b.ReportMetric. Run
-// them with `go test -run x -bench . ./test/bench` (or `make bench`).
+// Package bench holds gpunode's system benchmarks: real libp2p hosts on
+// loopback, real badger stores, real signatures. Run them with
+//
+//	go test -run '^$' -bench . -benchtime 1x ./test/bench/
+//
+// They report their results with b.ReportMetric; nothing here asserts a
+// timing.
 package bench
