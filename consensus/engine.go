@@ -325,7 +325,11 @@ func (e *engine) ProposeValue(height uint64, round int32) (bft.Value, error) {
 	if err != nil {
 		return bft.Value{}, err
 	}
-	e.pool.Remove(skipped)
+	drop := make([][]byte, len(skipped))
+	for i, s := range skipped {
+		drop[i] = s.Tx
+	}
+	e.pool.Remove(drop)
 	data, err := blk.Encode()
 	if err != nil {
 		return bft.Value{}, err
