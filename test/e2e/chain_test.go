@@ -226,3 +226,69 @@ func TestChainTransfer(t *testing.T) {
 	b.stop(t)
 	a.stop(t)
 }
+
+// TestDevnetChain runs `gpunode devnet` twice on one home: the first run
+// writes one genesis into every node's home, bonds the provider's stake
+// and waits for blocks; the second resumes the same chain with the same
+// file.
+func TestDevnetChain(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "devnet")
+	type devnetJSON struct {
+		Network string `json:"network"`
+		Height  uint64 `json:"height"`
+		Nodes   []struct {
+			Name   string `json:"name"`
+			Home   string `json:"home"`
+			PeerID string `json:"peer_id"`
+		} `json:"nodes"`
+	}
+	run := func() devnetJSON {
+		t.Helper()
+		var out devnetJSON
+		gpunodeJSON(t, &out, "devnet", "--home", dir, "--network", "e2edev", "--validators", "2",
+			"--providers", "1", "--renters", "0", "--scenario", "connect", "--ready-timeout", "45s")
+		return out
+	}
+	first := run()
+	if first.Network != "e2edev" || first.Height == 0 || len(first.Nodes) != 3 {
+		t.Fatalf("devnet answer = %+v; want e2edev, 3 nodes, a height", first)
+	}
+	var genesis []byte
+	for i, n := range first.Nodes {
+		data, err := os.ReadFile(filepath.Join(n.Home, "genesis.json"))
+		if err != nil {
+			t.Fatalf("%s: %v", n.Name, err)
+		}
+		if i > 0 && string(data) != string(genesis) {
+			t.Fatalf("%s has a different genesis.json", n.Name)
+		}
+		genesis = data
+	}
+	var g struct {
+		ChainID  string `json:"chain_id"`
+		Accounts []struct {
+			ID string `json:"id"`
+		} `json:"accounts"`
+		Validators []struct {
+			ID string `json:"id"`
+		} `json:"validators"`
+	}
+	if err := json.Unmarshal(genesis, &g); err != nil {
+		t.Fatal(err)
+	}
+	if g.ChainID != "e2edev" || len(g.Accounts) != 3 || len(g.Validators) != 2 ||
+		g.Validators[0].ID != first.Nodes[0].PeerID || g.Validators[1].ID != first.Nodes[1].PeerID {
+		t.Fatalf("devnet genesis = %+v; want chain e2edev, every node funded, the two validators bonded", g)
+	}
+
+	second := run()
+	if second.Height <= first.Height {
+		t.Errorf("resumed devnet at height %d, first run reached %d; want the chain to continue", second.Height, first.Height)
+	}
+	for _, n := range second.Nodes {
+		data, err := os.ReadFile(filepath.Join(n.Home, "genesis.json"))
+		if err != nil || string(data) != string(genesis) {
+			t.Fatalf("%s: genesis.json changed on resume (%v)", n.Name, err)
+		}
+	}
+}
