@@ -22,6 +22,13 @@ type accountJSON struct {
 	Balance uint64 `json:"balance"`
 	Nonce   uint64 `json:"nonce"`
 	Height  uint64 `json:"height"`
+	Bond    struct {
+		Provider uint64 `json:"provider"`
+	} `json:"bond"`
+	Unbonding []struct {
+		Role   string `json:"role"`
+		Amount uint64 `json:"amount"`
+	} `json:"unbonding"`
 }
 
 type txJSON struct {
@@ -201,6 +208,24 @@ func TestChainTransfer(t *testing.T) {
 	})
 	wantC, wantD = wantC-10-minFee, wantD+10
 	checkBalances("balances after the --no-wait transfer")
+
+	// Provider stake moves from the balance to the bond, and back into
+	// unbonding.
+	gpunodeJSON(t, &sub, "stake", "provider", "200000", "--home", homes["c"])
+	if sub.Tx == nil || sub.Tx.Status != "committed" {
+		t.Fatalf("stake provider = %+v", sub)
+	}
+	sub = submitJSON{}
+	gpunodeJSON(t, &sub, "unstake", "provider", "50000", "--home", homes["c"])
+	if sub.Tx == nil || sub.Tx.Status != "committed" {
+		t.Fatalf("unstake provider = %+v", sub)
+	}
+	wantC -= 200000 + 2*minFee
+	checkBalances("balances after stake and unstake")
+	acct := account(t, homes["a"], ids["c"])
+	if acct.Bond.Provider != 150000 || len(acct.Unbonding) != 1 || acct.Unbonding[0].Amount != 50000 || acct.Unbonding[0].Role != "provider" {
+		t.Errorf("c after stake 200000 and unstake 50000 = %+v; want 150000 bonded, 50000 unbonding", acct)
+	}
 
 	// Bad input is refused before anything is sent.
 	for _, args := range [][]string{
