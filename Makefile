@@ -19,7 +19,7 @@ TEST_TIMEOUT ?= 14m
 FUZZTIME    ?= 60s
 BENCHTIME   ?= 1x
 
-.PHONY: all build test vet staticcheck fmt-check unit demo e2e bench fuzz deps clean
+.PHONY: all build test vet staticcheck fmt-check unit demo e2e bench fuzz deps clean wasm-examples
 
 all: build
 
@@ -49,14 +49,21 @@ test: fmt-check vet staticcheck unit
 demo: build
 	./scripts/demo.sh
 
+# GPUNODE_E2E=1 turns on the long variants: full-size transfers, the
+# consensus simulator's 100,000 seeds, process kill/restart loops.
 e2e: build
-	GPUNODE_E2E=1 $(GO) test -race -timeout 60m -run 'E2E|Sim' ./... -args -e2e
+	GPUNODE_E2E=1 $(GO) test -timeout 120m ./...
 
 bench: build
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./test/bench/
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+# The example workloads as wasip1 modules (the wasm executor runs these).
+wasm-examples:
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o bin/train.wasm ./examples/train
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o bin/matmul.wasm ./examples/matmul
 
 clean:
 	rm -rf bin

@@ -94,12 +94,22 @@ func LoadKey(path string) (crypto.PrivKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: read key file: %w", err)
 	}
+	key, err := ParseKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w (%s)", err, path)
+	}
+	return key, nil
+}
+
+// ParseKey decodes a key file's contents: an Ed25519 private key in
+// libp2p's protobuf encoding. Anything else is ErrKeyType.
+func ParseKey(data []byte) (crypto.PrivKey, error) {
 	key, err := crypto.UnmarshalPrivateKey(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrKeyType, path, err)
+		return nil, fmt.Errorf("%w: %v", ErrKeyType, err)
 	}
 	if key.Type() != pb.KeyType_Ed25519 {
-		return nil, fmt.Errorf("%w: %s holds a %s key", ErrKeyType, path, key.Type())
+		return nil, fmt.Errorf("%w: got a %s key", ErrKeyType, key.Type())
 	}
 	return key, nil
 }

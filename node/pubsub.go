@@ -335,6 +335,10 @@ func (n *Node) newPubSub(ctx context.Context) (*pubsub.PubSub, error) {
 	return pubsub.NewGossipSub(ctx, n.host,
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMessageIdFn(contentID),
+		// Own messages go to every known subscriber with a decent score,
+		// not only to mesh peers: right after joining, the mesh is empty
+		// until the next heartbeat and a publish would reach nobody.
+		pubsub.WithFloodPublish(true),
 		// Room for the largest envelope plus the RPC framing around it.
 		pubsub.WithMaxMessageSize(protocol.MaxEnvelope+64<<10),
 		pubsub.WithValidateQueueSize(n.cfg.PubSub.ValidateQueueSize),

@@ -5,10 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"github.com/gpunode/gpunode/protocol"
 	"github.com/ipfs/go-cid"
@@ -19,7 +22,14 @@ import (
 // temporary directory, and that directory.
 func newTestBlockstore(t testing.TB, opts ...BlockstoreOption) (*Blockstore, string) {
 	t.Helper()
-	db := openTestDB(t, "mem")
+	return newTestBlockstoreOn(t, "mem", opts...)
+}
+
+// newTestBlockstoreOn is newTestBlockstore over a database of the given kind
+// ("mem" or "disk").
+func newTestBlockstoreOn(t testing.TB, kind string, opts ...BlockstoreOption) (*Blockstore, string) {
+	t.Helper()
+	db := openTestDB(t, kind)
 	dir := t.TempDir()
 	b, err := NewBlockstore(db, dir, append([]BlockstoreOption{WithBlockLogger(quietLogger())}, opts...)...)
 	if err != nil {
@@ -72,9 +82,9 @@ func countRefs(t testing.TB, b *Blockstore) int {
 	return n
 }
 
-func TestBlockstorePutGet(t *testing.T) {
+func testBlockstorePutGet(t *testing.T, kind string) {
 	ctx := context.Background()
-	b, dir := newTestBlockstore(t)
+	b, dir := newTestBlockstoreOn(t, kind)
 	rc, rdata := rawBlock("hello block")
 	mc, mdata := cborBlock(t, rc)
 	for _, blk := range []struct {
@@ -131,14 +141,16 @@ func TestBlockstoreRejectsBadInput(t *testing.T) {
 	v0, _ := mh.Sum(rdata, mh.SHA2_256, -1)
 	badCBOR := []byte{0x82, 0x01} // array of 2 with one item
 	big := make([]byte, MaxBlockSize+1)
-	linkToV0, linkToV0Data := cborBlock(t) // placeholder, replaced below
-	{
-		// A dag-cbor block linking to a CIDv0 by hand: tag 42, bytes 0x00 + v0.
-		v0c := cid.NewCidV0(v0)
-		inner := append([]byte{0}, v0c.Bytes()...)
-		linkToV0Data = append([]byte{0xd8, 42, 0x58, byte(len(inner))}, inner...)
-		linkToV0 = protocol.DagCBORCID(linkToV0Data)
+	// A dag-cbor block linking to a CIDv0, by hand: tag 42 over the bytes
+	// 0x00 + CID.
+	inner := append([]byte{0}, cid.NewCidV0(v0).Bytes()...)
+	linkToV0Data := append([]byte{0xd8, 42, 0x58, byte(len(inner))}, inner...)
+	linkToV0 := protocol.DagCBORCID(linkToV0Data)
+	many := make([]cid.Cid, MaxLinks+1)
+	for i := range many {
+		many[i] = rc
 	}
+	tooMany, tooManyData := cborBlock(t, many...)
 	cases := []struct {
 		name string
 		c    cid.Cid
@@ -153,6 +165,7 @@ func TestBlockstoreRejectsBadInput(t *testing.T) {
 		{"too large", protocol.BlockCID(big), big, ErrBlockTooLarge},
 		{"malformed dag-cbor", protocol.DagCBORCID(badCBOR), badCBOR, ErrMalformedBlock},
 		{"link to unsupported CID", linkToV0, linkToV0Data, ErrMalformedBlock},
+		{"more than MaxLinks links", tooMany, tooManyData, ErrMalformedBlock},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,10 +204,28 @@ func countFiles(t testing.TB, root string) int {
 	return n
 }
 
-// TestBlockstoreCorruption damages block files on disk in several ways: each
+// TestBlockstoreConformance runs the block store's core cases over both
+// kinds of database.
+func TestBlockstoreConformance(t *testing.T) {
+	cases := []struct {
+		name string
+		run  func(t *testing.T, kind string)
+	}{
+		{"put get has size", testBlockstorePutGet},
+		{"corruption", testBlockstoreCorruption},
+		{"pin and gc", testPinAndGC},
+	}
+	for _, kind := range []string{"mem", "disk"} {
+		for _, tc := range cases {
+			t.Run(kind+"/"+tc.name, func(t *testing.T) { tc.run(t, kind) })
+		}
+	}
+}
+
+// testBlockstoreCorruption damages block files on disk in several ways: each
 // must be detected on read, reported, never returned, and the block must
 // read as missing so a fetcher fetches it again.
-func TestBlockstoreCorruption(t *testing.T) {
+func testBlockstoreCorruption(t *testing.T, kind string) {
 	ctx := context.Background()
 	damage := map[string]func(path string) error{
 		"flipped byte": func(p string) error {
@@ -212,7 +243,7 @@ func TestBlockstoreCorruption(t *testing.T) {
 	for name, fn := range damage {
 		t.Run(name, func(t *testing.T) {
 			var reported []cid.Cid
-			b, _ := newTestBlockstore(t, WithCorruptionHandler(func(c cid.Cid, err error) {
+			b, _ := newTestBlockstoreOn(t, kind, WithCorruptionHandler(func(c cid.Cid, err error) {
 				if !errors.Is(err, ErrCorrupt) {
 					t.Errorf("handler got %v; want ErrCorrupt", err)
 				}
@@ -291,9 +322,9 @@ func TestCorruptManifestReleasesReferences(t *testing.T) {
 	}
 }
 
-func TestPinAndGC(t *testing.T) {
+func testPinAndGC(t *testing.T, kind string) {
 	ctx := context.Background()
-	b, dir := newTestBlockstore(t)
+	b, dir := newTestBlockstoreOn(t, kind)
 	shared, sdata := rawBlock("shared chunk")
 	onlyA, adata := rawBlock("only in A")
 	onlyB, bdata := rawBlock("only in B")
@@ -318,6 +349,11 @@ func TestPinAndGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "blocks", "tmp", "put-stale"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Restart the block store, as after the crash that left them.
+	b, err := NewBlockstore(b.db, dir, WithBlockLogger(quietLogger()))
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -444,5 +480,160 @@ func TestBlockstoreCanceledContext(t *testing.T) {
 	}
 	if has(t, b, c) {
 		t.Fatal("canceled Put stored the block")
+	}
+}
+
+// TestGCLock checks the lock between writers and GC: GC waits for holders,
+// a holder may nest (take it again) while GC waits, and writers wait while
+// GC runs.
+func TestGCLock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var g gcLock
+		g.init()
+		g.enter()
+		gcDone := make(chan struct{})
+		go func() { g.lock(); g.unlock(); close(gcDone) }()
+		synctest.Wait()
+		select {
+		case <-gcDone:
+			t.Fatal("GC ran while a writer held the lock")
+		default:
+		}
+		g.enter() // nested hold while GC waits: must not deadlock
+		g.leave()
+		g.leave()
+		<-gcDone
+
+		g.lock()
+		entered := make(chan struct{})
+		go func() { g.enter(); g.leave(); close(entered) }()
+		synctest.Wait()
+		select {
+		case <-entered:
+			t.Fatal("a writer entered while GC ran")
+		default:
+		}
+		g.unlock()
+		<-entered
+	})
+}
+
+// TestGCDuringImport runs GC over and over while a file is imported chunk
+// by chunk: the import holds GC off until its root is pinned, so nothing it
+// wrote is lost.
+func TestGCDuringImport(t *testing.T) {
+	ctx := context.Background()
+	b, dir := newTestBlockstore(t, WithoutFsync())
+	data := randBytes(5, 200*64)
+	stop := make(chan struct{})
+	gcs := make(chan int)
+	go func() {
+		n := 0
+		defer func() { gcs <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := b.GC(ctx); err != nil {
+				t.Error(err)
+				return
+			}
+			n++
+		}
+	}()
+	// A reader that lets a GC run between chunks.
+	root, err := ImportReader(ctx, b, "f", &yieldReader{r: bytes.NewReader(data)}, ImportOptions{ChunkSize: 64, Fanout: 4})
+	close(stop)
+	t.Logf("%d GCs completed around the import", <-gcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	if err := Export(ctx, b, root, out, ExportOptions{}); err != nil {
+		t.Fatalf("export after concurrent GCs: %v", err)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
+		t.Fatal("exported data differs")
+	}
+}
+
+type yieldReader struct{ r io.Reader }
+
+func (y *yieldReader) Read(p []byte) (int, error) {
+	runtime.Gosched()
+	return y.r.Read(p)
+}
+
+// TestBlockstoreReopen stores blocks and a pin on disk, reopens database and
+// block store, and finds them intact.
+func TestBlockstoreReopen(t *testing.T) {
+	ctx := context.Background()
+	dbDir, blkDir := t.TempDir(), t.TempDir()
+	open := func() (*DB, *Blockstore) {
+		db, err := Open(dbDir, WithLowMemory(), WithLogger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := NewBlockstore(db, blkDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db, b
+	}
+	db, b := open()
+	leaf, ldata := rawBlock("persisted leaf")
+	root, rdata := cborBlock(t, leaf)
+	mustPutBlock(t, b, leaf, ldata)
+	mustPutBlock(t, b, root, rdata)
+	if err := b.Pin(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, b = open()
+	defer db.Close()
+	if got, err := b.Get(ctx, leaf); err != nil || !bytes.Equal(got, ldata) {
+		t.Fatalf("Get after reopen = %q, %v", got, err)
+	}
+	if st, err := b.GC(ctx); err != nil || st.Blocks != 0 {
+		t.Fatalf("GC after reopen = %+v, %v; want nothing removed (root pinned)", st, err)
+	}
+}
+
+// TestLargestManifestFits stores a node with MaxLinks links, the largest
+// index entry the store writes, in both database kinds with the low-memory
+// settings.
+func TestLargestManifestFits(t *testing.T) {
+	ctx := context.Background()
+	links := make([]Link, MaxLinks)
+	for i := range links {
+		c := protocol.BlockCID(fmt.Appendf(nil, "chunk %d", i))
+		links[i] = Link{CID: protocol.NewCID(c), Size: MaxBlockSize}
+	}
+	data, c, err := EncodeNode(&Node{Type: NodeChunks, Size: MaxLinks * MaxBlockSize, Links: links})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"mem", "disk"} {
+		db := openTestDB(t, kind)
+		b, err := NewBlockstore(db, t.TempDir(), WithoutFsync(), WithBlockLogger(quietLogger()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Put(ctx, c, data); err != nil {
+			t.Fatalf("%s: Put of a %d-byte node with %d links: %v", kind, len(data), MaxLinks, err)
+		}
+		if st, err := b.GC(ctx); err != nil || st.Blocks != 1 {
+			t.Fatalf("%s: GC = %+v, %v", kind, st, err)
+		}
+		if n := countRefs(t, b); n != 0 {
+			t.Fatalf("%s: %d reference counts left", kind, n)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -13,17 +14,18 @@ import (
 
 // Sentinel errors of the key-value store. Match them with errors.Is.
 var (
-	ErrNotFound     = errors.New("storage: not found")
-	ErrClosed       = errors.New("storage: database closed")
-	ErrReadOnly     = errors.New("storage: write in a read-only transaction")
-	ErrBadKeyspace  = errors.New("storage: keyspace of another database")
-	ErrEmptyKey     = errors.New("storage: empty key")
-	ErrTxnConflicts = errors.New("storage: transaction kept conflicting")
+	ErrNotFound      = errors.New("storage: not found")
+	ErrClosed        = errors.New("storage: database closed")
+	ErrReadOnly      = errors.New("storage: write in a read-only transaction")
+	ErrBadKeyspace   = errors.New("storage: keyspace of another database")
+	ErrEmptyKey      = errors.New("storage: empty key")
+	ErrTxnConflicts  = errors.New("storage: transaction kept conflicting")
+	ErrValueTooLarge = errors.New("storage: value too large")
 )
 
 // maxUpdateAttempts bounds how often Update re-runs a transaction that lost
 // a conflict with a concurrent one.
-const maxUpdateAttempts = 16
+const maxUpdateAttempts = 64
 
 type config struct {
 	inMemory   bool
@@ -37,7 +39,9 @@ type config struct {
 type Option func(*config) error
 
 // WithInMemory keeps the whole database in memory (for tests); dir is
-// ignored. It implies WithLowMemory.
+// ignored. It implies WithLowMemory. Badger then holds values under 1 MiB
+// (see DB.MaxValueSize); a test that stores larger values opens a
+// database in a temporary directory instead.
 func WithInMemory() Option {
 	return func(c *config) error { c.inMemory, c.lowMemory = true, true; return nil }
 }
@@ -71,13 +75,16 @@ func WithLogger(l *slog.Logger) Option {
 // DB is a node's database: one badger instance split into keyspaces. It is
 // safe for concurrent use.
 type DB struct {
-	kv  kv
-	log *slog.Logger
-	g   gate
+	kv       kv
+	log      *slog.Logger
+	g        gate
+	maxValue int
+	retryMu  sync.Mutex // held by an Update while it re-runs after a conflict
 }
 
 // Open opens (creating if needed) the database in dir. Defaults: on disk,
-// sized for a daemon (64 MiB memtables, 64 MiB block cache), no fsync per
+// sized for a daemon (three 32 MiB memtables, 32 MiB block cache, 16 MiB
+// index cache, values over 64 KiB in 128 MiB value-log files), no fsync per
 // commit, logging to slog.Default().
 func Open(dir string, opts ...Option) (*DB, error) {
 	cfg := config{logger: slog.Default()}
@@ -99,7 +106,14 @@ func Open(dir string, opts ...Option) (*DB, error) {
 	if cfg.wrapKV != nil {
 		store = cfg.wrapKV(store)
 	}
-	db := &DB{kv: store, log: log}
+	maxValue := int(bopts.ValueLogFileSize) - 1<<10 // room for the entry header
+	if cfg.inMemory {
+		// No value log: values live in the LSM tree, and badger v4.9.6
+		// accepts a value of exactly the threshold but then panics writing
+		// it (txn checks len > threshold, the write len < threshold).
+		maxValue = int(bopts.ValueThreshold) - 1
+	}
+	db := &DB{kv: store, log: log, maxValue: maxValue}
 	db.g.init()
 	return db, nil
 }
@@ -113,12 +127,19 @@ func badgerOptions(dir string, cfg config, log *slog.Logger) badger.Options {
 		WithSyncWrites(cfg.syncWrites).
 		WithLogger(badgerLogger{log}).
 		WithMetricsEnabled(false). // badger's metrics are process-global expvars
+		// Daemon sizing: the node shares its machine with jobs and big
+		// transfers, so badger gets a bounded share (about 150 MiB at most
+		// in memtables and caches) rather than its defaults (over 500).
+		WithMemTableSize(32 << 20).
+		WithNumMemtables(3).
 		WithValueThreshold(64 << 10).
-		WithBlockCacheSize(64 << 20).
+		WithBlockCacheSize(32 << 20).
 		WithIndexCacheSize(16 << 20).
-		WithValueLogFileSize(256 << 20)
+		WithValueLogFileSize(128 << 20)
 	if cfg.lowMemory {
-		o = o.WithMemTableSize(4 << 20).
+		// 8 MiB memtables allow transactions of about 1.2 MiB or 13,000
+		// writes (badger caps a transaction at 15% of a memtable).
+		o = o.WithMemTableSize(8 << 20).
 			WithNumMemtables(2).
 			WithNumLevelZeroTables(2).
 			WithNumLevelZeroTablesStall(8).
@@ -131,6 +152,11 @@ func badgerOptions(dir string, cfg config, log *slog.Logger) badger.Options {
 			WithNumGoroutines(2).
 			WithValueLogFileSize(16 << 20)
 	}
+	if cfg.inMemory {
+		// Without a value log every value must fit under the threshold,
+		// whose ceiling is 1 MiB.
+		o = o.WithValueThreshold(1 << 20)
+	}
 	return o
 }
 
@@ -142,6 +168,10 @@ func (db *DB) Close() error {
 	}
 	return wrapKV("close", db.kv.close())
 }
+
+// MaxValueSize is the largest value Put accepts: just under 1 MiB in memory,
+// under the value log file size (16 MiB low-memory, 128 MiB default) on disk.
+func (db *DB) MaxValueSize() int { return db.maxValue }
 
 // Sync makes every commit so far durable.
 func (db *DB) Sync() error {
@@ -254,13 +284,20 @@ func (db *DB) View(fn func(tx *Txn) error) error {
 // of its writes, in every keyspace, are applied, or none is. If fn returns an
 // error nothing is written and Update returns that error. When a concurrent
 // transaction changed what fn read, fn runs again on fresh data, so fn must
-// have no effects outside tx.
+// have no effects outside tx (and must not call Update itself).
 func (db *DB) Update(fn func(tx *Txn) error) error {
 	if !db.g.enter() {
 		return ErrClosed
 	}
 	defer db.g.leave()
-	for range maxUpdateAttempts {
+	for attempt := range maxUpdateAttempts {
+		if attempt == 1 {
+			// Transactions that lost a conflict retry one at a time, so
+			// they cannot keep beating each other; only first attempts
+			// still race with them.
+			db.retryMu.Lock()
+			defer db.retryMu.Unlock()
+		}
 		var fnErr error
 		err := db.kv.update(func(w kvWriter) error {
 			fnErr = fn(&Txn{db: db, r: w, w: w})
@@ -273,6 +310,10 @@ func (db *DB) Update(fn func(tx *Txn) error) error {
 			return err // the caller's own error, as it gave it
 		case !errors.Is(err, badger.ErrConflict):
 			return wrapKV("commit", err)
+		}
+		if attempt > 0 {
+			// Let the first attempts that keep winning finish.
+			time.Sleep(time.Duration(attempt) * 50 * time.Microsecond)
 		}
 	}
 	return ErrTxnConflicts
@@ -318,6 +359,9 @@ func (tx *Txn) Put(ks *Keyspace, key, val []byte) error {
 	k, err := ks.key(key)
 	if err != nil {
 		return err
+	}
+	if len(val) > tx.db.maxValue {
+		return fmt.Errorf("%w: %d bytes > %d", ErrValueTooLarge, len(val), tx.db.maxValue)
 	}
 	// badger keeps the slices until commit; copy val so the caller may
 	// reuse its buffer.

@@ -153,6 +153,15 @@ func TestKeyspaceConformance(t *testing.T) {
 			wantGet(t, c, "h", "1")
 			wantGet(t, m, "lease", "x")
 		}},
+		{"value over MaxValueSize rejected", func(t *testing.T, db *DB) {
+			ks := db.Keyspace("consensus")
+			if err := ks.Put([]byte("k"), make([]byte, db.MaxValueSize()+1)); !errors.Is(err, ErrValueTooLarge) {
+				t.Fatalf("Put(MaxValueSize+1) err = %v; want ErrValueTooLarge", err)
+			}
+			if err := ks.Put([]byte("k"), make([]byte, min(db.MaxValueSize(), 1<<20))); err != nil {
+				t.Fatalf("Put of %d bytes: %v", min(db.MaxValueSize(), 1<<20), err)
+			}
+		}},
 		{"view is read-only", func(t *testing.T, db *DB) {
 			ks := db.Keyspace("market")
 			err := db.View(func(tx *Txn) error { return tx.Put(ks, []byte("k"), []byte("v")) })
@@ -258,4 +267,62 @@ func collect(t testing.TB, ks *Keyspace, prefix []byte) []string {
 		t.Fatalf("Iterate(%s): %v", ks.Name(), err)
 	}
 	return out
+}
+
+// TestConcurrentUpdatesRetryConflicts increments one counter from several
+// goroutines with read-modify-write transactions: badger rejects the losers
+// of each race, Update re-runs them, and no increment is lost.
+func TestConcurrentUpdatesRetryConflicts(t *testing.T) {
+	db := openTestDB(t, "mem")
+	ks := db.Keyspace("market")
+	const workers, each = 4, 50
+	errs := make(chan error, workers)
+	for range workers {
+		go func() {
+			for range each {
+				err := db.Update(func(tx *Txn) error {
+					v, err := tx.Get(ks, []byte("n"))
+					if err != nil && !errors.Is(err, ErrNotFound) {
+						return err
+					}
+					n := 0
+					if v != nil {
+						fmt.Sscan(string(v), &n)
+					}
+					return tx.Put(ks, []byte("n"), []byte(fmt.Sprint(n+1)))
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantGet(t, ks, "n", fmt.Sprint(workers*each))
+}
+
+// TestDaemonProfileOpens opens the default (daemon) configuration on disk,
+// which the other tests do not use.
+func TestDaemonProfileOpens(t *testing.T) {
+	db, err := Open(t.TempDir(), WithLogger(quietLogger()), WithSyncWrites())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := db.Keyspace("consensus")
+	big := bytes.Repeat([]byte{7}, 4<<20) // a consensus block at its size limit
+	if err := ks.Put([]byte("block"), big); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ks.Get([]byte("block")); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Get of a 4 MiB value: %d bytes, %v", len(got), err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -10,7 +10,11 @@
 // returns an error and changes nothing. Writes are not fsynced one by one
 // (badger batches them); a caller that needs a write durable before it acts
 // on it, such as a validator recording its last vote, calls DB.Sync or opens
-// the database WithSyncWrites.
+// the database WithSyncWrites. Values are limited to DB.MaxValueSize (under
+// 1 MiB in memory, 128 MiB on disk by default).
+//
+// Tests use WithInMemory, or WithLowMemory on a temporary directory; both
+// keep badger to a few MiB, so many nodes fit in one test process.
 //
 // # Block store
 //
@@ -19,6 +23,11 @@
 // Every block is checked against its CID when written and again when read; a
 // block whose file no longer matches is reported, dropped from the index and
 // never returned, so a fetcher sees it as missing and fetches it again.
+//
+// Each block file is fsynced before it is indexed, unless the store was
+// opened WithoutFsync, in which case Blockstore.Sync flushes everything in one
+// call (Import does so before pinning; a fetcher calls it when a transfer
+// completes).
 //
 // A block stays until garbage collection finds it neither pinned nor linked
 // from another stored block. Writers that store a DAG bottom-up (chunks

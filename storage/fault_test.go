@@ -111,14 +111,6 @@ func (t faultTxn) delete(key []byte) error {
 // model is what the database should hold: keyspace name -> key -> value.
 type model map[string]map[string]string
 
-func (m model) clone() model {
-	out := model{}
-	for ks, kv := range m {
-		out[ks] = maps.Clone(kv)
-	}
-	return out
-}
-
 var faultKeyspaces = []string{"consensus", "market", "blocks"}
 
 // faultWorkload runs a fixed, seeded sequence of operations, applying each

@@ -123,6 +123,9 @@ func ImportReader(ctx context.Context, b *Blockstore, name string, r io.Reader, 
 }
 
 func (im *importer) finish(ctx context.Context, root cid.Cid) error {
+	if err := im.b.Sync(); err != nil {
+		return err
+	}
 	if im.opts.NoPin {
 		return nil
 	}
@@ -281,9 +284,10 @@ type exporter struct {
 // Export writes the file or directory under root to outPath, verifying every
 // block and every size on the way. A file is written to a temporary file
 // beside outPath and renamed into place when complete; a directory must not
-// exist yet. Names, sizes and permission bits are restored. Memory use is one
-// block plus one manifest node per tree level. A block missing from b fails
-// the export with ErrNotFound.
+// exist yet, and is removed again if the export fails. Names, sizes and
+// permission bits are restored. Memory use is one block plus one manifest
+// node per tree level. A block missing from b fails the export with
+// ErrNotFound, a corrupt one with ErrCorrupt.
 func Export(ctx context.Context, b *Blockstore, root cid.Cid, outPath string, opts ExportOptions) error {
 	ex := &exporter{b: b, opts: opts}
 	n, err := getNode(ctx, b, root)
@@ -294,10 +298,28 @@ func Export(ctx context.Context, b *Blockstore, root cid.Cid, outPath string, op
 	case NodeFile:
 		return ex.file(ctx, n, outPath)
 	case NodeDir:
-		return ex.dir(ctx, n, outPath, 0)
+		err := ex.dir(ctx, n, outPath, 0)
+		if err != nil && !errors.Is(err, ErrExists) {
+			// The directory did not exist before (Mkdir succeeded), so
+			// everything under it is ours to remove.
+			removeTree(outPath)
+		}
+		return err
 	default:
 		return fmt.Errorf("%w: root is a %s node", ErrBadManifest, n.Type)
 	}
+}
+
+// removeTree deletes a partly exported tree, first making its directories
+// writable again (modes such as 0o555 are applied as each completes).
+func removeTree(root string) {
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	_ = os.RemoveAll(root)
 }
 
 // getNode fetches and decodes a manifest node.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/ipfs/go-cid"
 	mh "github.com/multiformats/go-multihash"
@@ -44,8 +45,8 @@ func CheckCID(c cid.Cid) error {
 // Links returns the CIDs a block links to, in order of appearance
 // (duplicates kept): none for a raw block, every dag-cbor link (tag 42) for a
 // dag-cbor block. It checks that a dag-cbor block is one well-formed CBOR
-// item of definite lengths and that every link is a CID the store handles;
-// it does not check data against c.
+// item of definite lengths with at most MaxLinks links, each a CID the store
+// handles; it does not check data against c.
 func Links(c cid.Cid, data []byte) ([]cid.Cid, error) {
 	if err := CheckCID(c); err != nil {
 		return nil, err
@@ -109,19 +110,29 @@ func (w *linkWalker) item(pos, depth int) (int, error) {
 	if depth > maxLinkNesting {
 		return 0, errors.New("nested too deeply")
 	}
+	start := pos
 	major, arg, pos, err := w.head(pos)
 	if err != nil {
 		return 0, err
 	}
 	rest := uint64(len(w.data) - pos)
 	switch major {
-	case 0, 1, 7: // integers, simple values and floats: the head is all
+	case 0, 1: // integers: the head is all
+		return pos, nil
+	case 7: // simple values and floats
+		if w.data[start] == 0xf8 && arg < 32 { // RFC 8949 3.3: not well-formed
+			return 0, errors.New("two-byte simple value below 32")
+		}
 		return pos, nil
 	case 2, 3: // byte and text strings
 		if arg > rest {
 			return 0, errors.New("string runs past the end")
 		}
-		return pos + int(arg), nil
+		end := pos + int(arg)
+		if major == 3 && !utf8.Valid(w.data[pos:end]) {
+			return 0, errors.New("text string is not UTF-8")
+		}
+		return end, nil
 	case 4, 5: // arrays and maps
 		n := arg
 		if major == 5 {
@@ -167,6 +178,9 @@ func (w *linkWalker) item(pos, depth int) (int, error) {
 		}
 		if err := CheckCID(c); err != nil {
 			return 0, fmt.Errorf("link %s: %v", c, err)
+		}
+		if len(w.links) == MaxLinks {
+			return 0, fmt.Errorf("more than %d links", MaxLinks)
 		}
 		w.links = append(w.links, c)
 		return end, nil

@@ -23,9 +23,11 @@ const (
 	NodeChunks = "chunks" // part of a large file's content: Links in order
 )
 
-// MaxLinks caps the links of one manifest node, which keeps every node far
-// below MaxBlockSize (a link encodes in about 50 bytes).
-const MaxLinks = 8192
+// MaxLinks caps the links of any dag-cbor block the store accepts, and so
+// of a manifest node: it keeps a node far below MaxBlockSize (a link encodes
+// in about 50 bytes) and the index update of one block within one badger
+// transaction of the low-memory profile.
+const MaxLinks = 4096
 
 // DefaultFanout is how many links Import puts in a manifest node before it
 // starts a tree of NodeChunks nodes: 1024 chunks of 1 MiB, so a file node

@@ -13,10 +13,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/gpunode/gpunode/compute/exec/wasm"
 	"github.com/gpunode/gpunode/internal/version"
 )
 
 func main() {
+	// A wasm worker is this same binary re-executed by the wasm executor;
+	// it must take over before anything else starts.
+	wasm.RunWorkerIfRequested()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()

@@ -15,7 +15,7 @@ type CommitSig struct {
 // Certificate proves that a block was decided at Height: precommits for
 // BlockHash in Round from more than 2/3 of the height's voting power. Each
 // signature is over VoteSignBytes of the Precommit{Height, Round, BlockHash,
-// Validator}. Signatures are sorted by validator ID.
+// Validator}. Signatures are in strictly ascending validator ID order.
 type Certificate struct {
 	Height     uint64      `cbor:"1,keyasint"`
 	Round      int32       `cbor:"2,keyasint"`
@@ -27,6 +27,11 @@ type Certificate struct {
 // block hash, no unknown or repeated validator, every signature valid, and
 // more than 2/3 of the total power. Followers call it for every block.
 func (c *Certificate) Verify(chainID string, vals *ValidatorSet) error {
+	return c.VerifyWith(chainID, vals, ed25519.Verify)
+}
+
+// VerifyWith is Verify with a given signature verifier.
+func (c *Certificate) VerifyWith(chainID string, vals *ValidatorSet, verify SigVerifier) error {
 	if c.BlockHash.IsZero() {
 		return fmt.Errorf("%w: certificate for the nil hash", ErrInvalidMessage)
 	}
@@ -36,19 +41,18 @@ func (c *Certificate) Verify(chainID string, vals *ValidatorSet) error {
 	if len(c.Signatures) > vals.Len() {
 		return fmt.Errorf("%w: %d signatures for %d validators", ErrInvalidMessage, len(c.Signatures), vals.Len())
 	}
-	seen := make(map[string]bool, len(c.Signatures))
 	var power int64
-	for _, s := range c.Signatures {
+	for i, s := range c.Signatures {
 		val, ok := vals.Get(s.Validator)
 		if !ok {
 			return fmt.Errorf("%w: %q in certificate", ErrUnknownValidator, s.Validator)
 		}
-		if seen[s.Validator] {
-			return fmt.Errorf("%w: %q signs twice", ErrInvalidMessage, s.Validator)
+		// Strictly ascending IDs: no validator twice, one order per signer set.
+		if i > 0 && c.Signatures[i-1].Validator >= s.Validator {
+			return fmt.Errorf("%w: signatures not in strictly ascending validator order at %q", ErrInvalidMessage, s.Validator)
 		}
-		seen[s.Validator] = true
 		v := c.Vote(s)
-		if !ed25519.Verify(val.PubKey, VoteSignBytes(chainID, &v), s.Signature) {
+		if !verify(val.PubKey, VoteSignBytes(chainID, &v), s.Signature) {
 			return fmt.Errorf("%w: precommit of %q at height %d", ErrBadSignature, s.Validator, c.Height)
 		}
 		power += val.Power
@@ -148,6 +152,11 @@ func cloneVote(v *Vote) *Vote {
 // canonical order, and both signatures valid. Whether the evidence has
 // expired or was already punished is the ledger's call.
 func (e *Evidence) Verify(chainID string, vals *ValidatorSet) error {
+	return e.VerifyWith(chainID, vals, ed25519.Verify)
+}
+
+// VerifyWith is Verify with a given signature verifier.
+func (e *Evidence) VerifyWith(chainID string, vals *ValidatorSet, verify SigVerifier) error {
 	var a, b Message
 	switch {
 	case e.VoteA != nil && e.VoteB != nil && e.ProposalA == nil && e.ProposalB == nil:
@@ -172,7 +181,7 @@ func (e *Evidence) Verify(chainID string, vals *ValidatorSet) error {
 		return fmt.Errorf("%w: need exactly one pair of votes or proposals", ErrInvalidEvidence)
 	}
 	for _, m := range []Message{a, b} {
-		if err := VerifyMessage(chainID, vals, m); err != nil {
+		if err := VerifyMessageWith(chainID, vals, m, verify); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidEvidence, err)
 		}
 	}

@@ -80,12 +80,16 @@ type Commit struct {
 }
 
 // Ready is what the caller must do after Step, Timeout or StartHeight, in
-// this order: persist Messages durably, then broadcast them; schedule
-// Timeouts; apply Commit (then call StartHeight for the next height);
-// hand Evidence to the block builder. Errors are Signer and Application
-// failures, for logging.
+// this order: persist Messages and Persist durably, then broadcast Messages
+// (not Persist); schedule Timeouts; apply Commit (then call StartHeight for
+// the next height); hand Evidence to the block builder. Errors are Signer
+// and Application failures, for logging.
 type Ready struct {
 	Messages []Message
+	// Persist holds the proposal whose value this node just locked on: after
+	// a restart it needs the value itself, not only the hash its precommit
+	// names, to re-propose it (else a set of locked nodes can stall forever).
+	Persist  []Message
 	Timeouts []Timeout
 	Commit   *Commit
 	Evidence []Evidence
@@ -94,7 +98,7 @@ type Ready struct {
 
 // IsEmpty reports whether rd holds nothing to do.
 func (rd *Ready) IsEmpty() bool {
-	return len(rd.Messages) == 0 && len(rd.Timeouts) == 0 && rd.Commit == nil && len(rd.Evidence) == 0 && len(rd.Errors) == 0
+	return len(rd.Messages) == 0 && len(rd.Persist) == 0 && len(rd.Timeouts) == 0 && rd.Commit == nil && len(rd.Evidence) == 0 && len(rd.Errors) == 0
 }
 
 // voteSet holds the votes of one (round, type). The first vote of each
@@ -179,7 +183,8 @@ type Machine struct {
 	lockedRound int32
 	lockedHash  Hash
 	validRound  int32
-	validValue  Value // Data may be nil after a restart restored only the hash
+	validValue  Value
+	validData   bool // validValue.Data is known (not after a restart that restored only the hash)
 
 	rounds   map[int32]*roundState
 	roundIDs []int32          // keys of rounds, ascending, for deterministic scans
@@ -270,12 +275,13 @@ func (m *Machine) Ready() Ready {
 	return rd
 }
 
-// StartHeight begins height with its validator set. After a restart, signed
-// holds this node's own messages persisted for height (from Ready.Messages):
-// the machine resumes at their latest round and step, re-locks on its latest
-// precommitted value and never signs a different message for a slot it
-// already signed. Messages buffered for height are replayed.
-func (m *Machine) StartHeight(height uint64, vals *ValidatorSet, signed []Message) error {
+// StartHeight begins height with its validator set. After a restart, wal
+// holds what Ready.Messages and Ready.Persist gave for height (this node's
+// own messages and the proposals it locked on): the machine resumes at the
+// latest round and step it signed in, re-locks on its latest precommitted
+// value and never signs a different message for a slot it already signed.
+// Messages buffered for height are replayed.
+func (m *Machine) StartHeight(height uint64, vals *ValidatorSet, wal []Message) error {
 	if vals == nil {
 		return fmt.Errorf("%w: nil validator set", ErrInvalidValidators)
 	}
@@ -283,14 +289,16 @@ func (m *Machine) StartHeight(height uint64, vals *ValidatorSet, signed []Messag
 		return fmt.Errorf("%w: height %d is not after %d", ErrInvalidConfig, height, m.height)
 	}
 	var maxR int32
-	for _, s := range signed {
+	for _, s := range wal {
 		if err := s.check(); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
-		if s.Height() != height || s.Author() != m.cfg.ID {
+		if s.Height() != height || s.Vote != nil && s.Author() != m.cfg.ID {
 			return fmt.Errorf("%w: restore: %s is not this node's message at height %d", ErrInvalidMessage, s, height)
 		}
-		maxR = max(maxR, s.Round())
+		if s.Author() == m.cfg.ID {
+			maxR = max(maxR, s.Round())
+		}
 	}
 	future := m.future
 	if height != m.height+1 {
@@ -303,7 +311,7 @@ func (m *Machine) StartHeight(height uint64, vals *ValidatorSet, signed []Messag
 		ready: m.ready,
 	}
 	_, m.signing = vals.Get(m.cfg.ID)
-	for _, s := range signed {
+	for _, s := range wal {
 		if _, err := m.record(s); err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
@@ -479,7 +487,7 @@ func (m *Machine) record(msg Message) (bool, error) {
 		// Our own precommit, replayed after a restart: it was a lock.
 		m.lockedRound, m.lockedHash = r, v.BlockHash
 		if m.validRound < r {
-			m.validRound, m.validValue = r, Value{Hash: v.BlockHash}
+			m.validRound, m.validValue, m.validData = r, Value{Hash: v.BlockHash}, false
 		}
 	}
 	return true, nil
@@ -570,11 +578,11 @@ func (m *Machine) propose(r int32) {
 	if m.validRound >= 0 {
 		p.POLRound = m.validRound
 		p.Value = m.validValue
-		if p.Value.Data == nil {
+		if !m.validData {
 			p.Value = m.findValue(m.validValue.Hash)
 		}
 	}
-	if p.Value.Data == nil {
+	if p.Value.Hash.IsZero() {
 		v, err := m.cfg.App.ProposeValue(m.height, r)
 		if err != nil {
 			m.ready.Errors = append(m.ready.Errors, fmt.Errorf("bft: propose at %d/%d: %w", m.height, r, err))
@@ -658,10 +666,13 @@ func (m *Machine) process() {
 				rs.validUpdated = true
 				if m.step == StepPrevote {
 					m.lockedRound, m.lockedHash = m.round, e.p.Value.Hash
+					if e.p.Proposer != m.cfg.ID {
+						m.ready.Persist = append(m.ready.Persist, cloneMessage(Message{Proposal: e.p}))
+					}
 					m.vote(Precommit, e.p.Value.Hash)
 					m.step = StepPrecommit
 				}
-				m.validRound, m.validValue = m.round, e.p.Value
+				m.validRound, m.validValue, m.validData = m.round, e.p.Value, true
 				changed = true
 			}
 		}

@@ -343,6 +343,10 @@ func (r *runner) printReady(out *strings.Builder) {
 		}
 		fmt.Fprintf(out, "commit h=%d r=%d v=%s cert=[%s] verify=%s\n", c.Height, c.Certificate.Round, r.name(c.Value.Hash), strings.Join(ids, " "), verr)
 	}
+	for _, m := range rd.Persist {
+		r.sent = append(r.sent, m)
+		fmt.Fprintf(out, "persist %s\n", r.msg(m))
+	}
 	for _, e := range rd.Evidence {
 		verr := "ok"
 		if err := e.Verify(r.chain, r.vals); err != nil {

@@ -269,6 +269,16 @@ func ProposalSignBytes(chainID string, p *Proposal) []byte {
 // that the signature is the author's Ed25519 signature over the signing
 // bytes. The Service calls it before Step.
 func VerifyMessage(chainID string, vals *ValidatorSet, m Message) error {
+	return VerifyMessageWith(chainID, vals, m, ed25519.Verify)
+}
+
+// SigVerifier checks an Ed25519 signature. ed25519.Verify is the default;
+// a caller that sees the same signatures many times (votes, then the
+// certificates made of them) may pass a caching one.
+type SigVerifier func(pub ed25519.PublicKey, msg, sig []byte) bool
+
+// VerifyMessageWith is VerifyMessage with a given signature verifier.
+func VerifyMessageWith(chainID string, vals *ValidatorSet, m Message, verify SigVerifier) error {
 	if err := m.check(); err != nil {
 		return err
 	}
@@ -282,7 +292,7 @@ func VerifyMessage(chainID string, vals *ValidatorSet, m Message) error {
 	} else {
 		msg, sig = VoteSignBytes(chainID, m.Vote), m.Vote.Signature
 	}
-	if !ed25519.Verify(val.PubKey, msg, sig) {
+	if !verify(val.PubKey, msg, sig) {
 		return fmt.Errorf("%w: %s", ErrBadSignature, m)
 	}
 	return nil

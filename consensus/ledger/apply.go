@@ -8,19 +8,22 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // TxHandler executes the body of one tx type against the block being
 // applied. It may call any TxContext method; if it returns an error, every
 // change it made is undone and the tx gets a failure receipt (the fee stays
 // charged). Handlers must be deterministic: no clock, randomness, I/O or map
-// iteration order.
+// iteration order. body is shared with the verifier's cache: read it, never
+// modify it.
 type TxHandler func(c *TxContext, body []byte) error
 
 // Ledger applies blocks. It holds the tx handlers and the verifiers, no
 // state; one Ledger serves any number of goroutines and chains.
 type Ledger struct {
 	handlers map[TxType]TxHandler
+	hooks    []endBlockHook
 	verifier Verifier
 	evidence EvidenceVerifier
 	workers  int
@@ -41,6 +44,36 @@ func WithTxHandler(t TxType, h TxHandler) Option {
 			return fmt.Errorf("%w: %q", ErrDuplicateHandler, t)
 		}
 		l.handlers[t] = h
+		return nil
+	}
+}
+
+// EndBlockHook runs at the end of every block, after the txs and unbonding
+// releases and before fees and rewards are paid (so what it moves to the
+// fee pool is paid out in the same block). It is for work no tx triggers:
+// the market's deadlines and challenge windows. c.Sender is empty. If it
+// returns an error its changes are undone and an EventHookFailed records
+// the error; the block stays valid.
+type EndBlockHook func(c *TxContext) error
+
+type endBlockHook struct {
+	name string
+	f    EndBlockHook
+}
+
+// WithEndBlock adds an end-of-block hook. Hooks run in the order added;
+// names must be unique.
+func WithEndBlock(name string, f EndBlockHook) Option {
+	return func(l *Ledger) error {
+		if name == "" || f == nil {
+			return fmt.Errorf("ledger: WithEndBlock(%q): empty name or nil hook", name)
+		}
+		for _, h := range l.hooks {
+			if h.name == name {
+				return fmt.Errorf("%w: end-block hook %q", ErrDuplicateHandler, name)
+			}
+		}
+		l.hooks = append(l.hooks, endBlockHook{name, f})
 		return nil
 	}
 }
@@ -122,9 +155,13 @@ func (l *Ledger) Apply(st *State, b *Block) (*State, []Event, error) {
 // roots and StateHash, and returns the block with its resulting state and
 // events. hdr supplies ChainID, Time and Proposer; the other fields are
 // overwritten. Txs that fail only in their body stay in (with a failure
-// receipt), as they would in Apply. Skipped txs are returned so the mempool
-// can drop them.
-func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*Block, *State, []Event, [][]byte, error) {
+// receipt), as they would in Apply. Skipped txs are returned with the
+// reason, so the mempool can drop the hopeless ones (ErrBadTx, a used
+// nonce, ErrFeeTooLow) and keep the rest (ErrBlockFull, a future nonce, a
+// fee the sender may yet afford). Evidence that does not fit under
+// MaxBlockEvidence is left for a later block; the caller keeps pending
+// evidence until a block includes it or it expires.
+func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*Block, *State, []Event, []SkippedTx, error) {
 	hdr.Height = st.height + 1
 	hdr.PrevHash = st.last
 	w, err := l.begin(st, &hdr)
@@ -145,14 +182,18 @@ func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*
 		keptEv = append(keptEv, evs[i])
 	}
 	vtx := l.verifyAll(st.chainID, txs)
-	var kept, skipped [][]byte
+	var kept [][]byte
+	var skipped []SkippedTx
 	for i, raw := range txs {
-		if vtx[i].err != nil || len(kept) >= int(st.params.MaxBlockTxs) {
-			skipped = append(skipped, raw)
-			continue
+		err := vtx[i].err
+		if err == nil && len(kept) >= int(st.params.MaxBlockTxs) {
+			err = ErrBlockFull
 		}
-		if err := w.tx(l, vtx[i].tx); err != nil {
-			skipped = append(skipped, raw)
+		if err == nil {
+			err = w.tx(l, vtx[i].tx)
+		}
+		if err != nil {
+			skipped = append(skipped, SkippedTx{Tx: raw, Err: err})
 			continue
 		}
 		kept = append(kept, raw)
@@ -164,6 +205,12 @@ func (l *Ledger) Propose(st *State, hdr Header, txs [][]byte, evs []Evidence) (*
 	blk.Header.StateHash = ns.hash
 	ns.last = blk.Header.Hash()
 	return blk, ns, w.events, skipped, nil
+}
+
+// SkippedTx is a candidate tx Propose left out, and why.
+type SkippedTx struct {
+	Tx  []byte
+	Err error
 }
 
 func (l *Ledger) apply(st *State, b *Block, check bool) (*State, []Event, error) {
@@ -223,13 +270,21 @@ func (l *Ledger) verifyAll(chainID string, txs [][]byte) []verified {
 		}
 		return out
 	}
+	// Workers take batches from a shared counter, so a run of uncached txs
+	// does not land on one worker.
+	const batch = 32
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	chunk := (len(txs) + workers - 1) / workers
-	for start := 0; start < len(txs); start += chunk {
-		end := min(start+chunk, len(txs))
+	for range workers {
 		wg.Go(func() {
-			for i := start; i < end; i++ {
-				out[i].tx, out[i].err = l.verifier.VerifyTx(chainID, txs[i])
+			for {
+				start := int(next.Add(batch)) - batch
+				if start >= len(txs) {
+					return
+				}
+				for i := start; i < min(start+batch, len(txs)); i++ {
+					out[i].tx, out[i].err = l.verifier.VerifyTx(chainID, txs[i])
+				}
 			}
 		})
 	}
@@ -241,6 +296,7 @@ func (l *Ledger) verifyAll(chainID string, txs [][]byte) []verified {
 // through a method that records how to undo it, so a failing tx body (or a
 // proposer's rejected candidate) is rolled back exactly.
 type work struct {
+	l        *Ledger
 	st       *State
 	hdr      *Header
 	vals     []Validator // the set of this height
@@ -271,6 +327,7 @@ func (l *Ledger) begin(st *State, h *Header) (*work, error) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownProposer, h.Proposer)
 	}
 	return &work{
+		l:         l,
 		st:        st,
 		hdr:       h,
 		vals:      vals,
@@ -481,6 +538,15 @@ func (w *work) finish() *State {
 	if n > 0 {
 		w.unbonding = slices.Clone(w.unbonding[n:])
 	}
+	for _, hk := range w.l.hooks {
+		c := &TxContext{w: w, Type: TxType("end_block/" + hk.name)}
+		w.commitMark()
+		if err := hk.f(c); err != nil {
+			w.rollback(0)
+			w.emit(Event{Kind: EventHookFailed, Detail: hk.name, Error: err.Error()})
+		}
+	}
+	w.commitMark()
 	w.distribute()
 
 	sets := w.nextSets()
@@ -508,7 +574,7 @@ func (w *work) finish() *State {
 		sets:          pruneSets(sets, low),
 		slashed:       slashed,
 	}
-	ns.hash = ns.computeHash()
+	ns.seal(w.st)
 	w.undo = nil
 	return ns
 }

@@ -54,8 +54,8 @@ func TestBlockRejections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// Propose leaves it out ...
 			b, _, _, skipped, err := f.l.Propose(f.st, Header{ChainID: testChain, Proposer: f.proposer()}, [][]byte{tc.tx}, nil)
-			if err != nil || len(b.Txs) != 0 || len(skipped) != 1 {
-				t.Fatalf("Propose kept %d, skipped %d, err %v; want it skipped", len(b.Txs), len(skipped), err)
+			if err != nil || len(b.Txs) != 0 || len(skipped) != 1 || !errors.Is(skipped[0].Err, tc.want) {
+				t.Fatalf("Propose kept %d, skipped %+v, err %v; want it skipped with %v", len(b.Txs), skipped, err, tc.want)
 			}
 			// ... and a block that carries it anyway is invalid.
 			b.Txs = [][]byte{tc.tx}
@@ -168,4 +168,25 @@ func TestApplyDoesNotMutateInput(t *testing.T) {
 		i++
 		return true
 	})
+}
+
+func TestProposeBlockFull(t *testing.T) {
+	keys := NewKeyring(newRand(4), 5)
+	g := keys.TestGenesis(testChain, 2, 1000, 100)
+	g.Params.MaxBlockTxs = 2
+	st, err := InitialState(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, _ := New()
+	f := &fixture{t: t, keys: keys, st: st, l: l}
+	var txs [][]byte
+	for _, id := range keys.IDs[2:] {
+		txs = append(txs, f.tx(id, TxTransfer, 1, Transfer{To: keys.IDs[0], Amount: 1}))
+	}
+	b, _, _, skipped, err := l.Propose(st, Header{ChainID: testChain, Proposer: f.proposer()}, txs, nil)
+	if err != nil || len(b.Txs) != 2 || len(skipped) != 1 || !errors.Is(skipped[0].Err, ErrBlockFull) || string(skipped[0].Tx) != string(txs[2]) {
+		t.Fatalf("Propose kept %d, skipped %+v (%v); want the third skipped with ErrBlockFull", len(b.Txs), skipped, err)
+	}
+	f.apply(b)
 }

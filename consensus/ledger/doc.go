@@ -31,6 +31,12 @@
 //	// Consensus asks which validators (stake-weighted) decide a height.
 //	vals, err := ledger.ValidatorSet(next, next.Height()+1)
 //
+// Chain wraps these for the consensus glue: it keeps the latest committed
+// state and executes each block once, whether this node proposed it
+// (Chain.Propose gives the value's hash and bytes), validated it
+// (Chain.Validate) or only sees it committed (Chain.Commit, for followers
+// and block sync). It maps onto consensus/bft's Application one to one.
+//
 // The caller persists states or blocks; the ledger does no I/O, reads no
 // clock and draws no randomness. State is immutable: Apply and Propose never
 // change their input, and an invalid block returns an error and no state.
@@ -83,9 +89,9 @@
 //     in the past and at most EvidenceMaxAge blocks old, that the offender
 //     was in that height's set, and asks the EvidenceVerifier to check the
 //     signatures. It then burns SlashFraction of the offender's bonded
-//     validator stake and of validator stake it began unbonding since the
-//     offence's set was fixed, and jails it for JailPeriod blocks (Unjail
-//     afterwards). One offence per (validator, height) is punished once,
+//     validator stake and of validator stake it unstaked in the block before
+//     the offence or later (that stake still backed the offending vote's
+//     power), and jails it for JailPeriod blocks (Unjail afterwards). One offence per (validator, height) is punished once,
 //     whatever the round, type or pair of messages.
 //   - Unbonding. Unstake moves stake into the unbonding queue; it returns to
 //     the balance at the end of block Since + UnbondingPeriod.
@@ -100,7 +106,11 @@
 // PayValidators (escrow to this block's fee pool, for the market fee),
 // BurnEscrow, SlashStake, and keeps its records with SetExt/DeleteExt under
 // its own key prefix. Escrow and extension records are in the state hash
-// and escrow is in the invariant. A failing handler is rolled back.
+// and escrow is in the invariant. A failing handler is rolled back. Work
+// that no tx triggers (deadlines, challenge windows) goes in end-of-block
+// hooks added with WithEndBlock, which get the same TxContext (without a
+// sender) after the txs and before fees and rewards are paid.
+// TxContext.PrevBlockHash gives agreed (weak) randomness for spot checks.
 //
 // # Performance
 //

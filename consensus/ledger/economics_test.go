@@ -165,3 +165,70 @@ func TestExtensionHandler(t *testing.T) {
 		t.Fatal("different escrow gave the same state hash")
 	}
 }
+
+// TestEndBlockHook: a hook pays a share of an escrow every block (part of
+// it to the validators), a second hook changes state then fails and is
+// rolled back with an event; the invariant holds throughout.
+func TestEndBlockHook(t *testing.T) {
+	type lockBody struct {
+		Amount uint64 `cbor:"1,keyasint"`
+	}
+	lock := func(c *TxContext, body []byte) error {
+		var b lockBody
+		if err := c.Decode(body, &b); err != nil {
+			return err
+		}
+		return c.Lock(c.Sender, "stream/"+c.Sender, b.Amount)
+	}
+	var payee string
+	drip := func(c *TxContext) error {
+		if c.Sender != "" {
+			return errors.New("hook has a sender")
+		}
+		for _, id := range []string{"stream/" + payee} {
+			if have := c.EscrowBalance(id); have >= 11 {
+				if err := c.Release(id, payee, 10); err != nil {
+					return err
+				}
+				if err := c.PayValidators(id, 1); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	broken := func(c *TxContext) error {
+		c.SetExt("broken", []byte("x"))
+		if err := c.Transfer(payee, "nobody", 1); err != nil {
+			return err
+		}
+		return errors.New("market: broken hook")
+	}
+	f := newFixture(t, 6, 4)
+	payee = f.keys.IDs[4]
+	var err error
+	if f.l, err = New(WithTxHandler("lock", lock), WithEndBlock("drip", drip), WithEndBlock("broken", broken)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(WithEndBlock("x", drip), WithEndBlock("x", drip)); !errors.Is(err, ErrDuplicateHandler) {
+		t.Fatalf("duplicate hook name: %v", err)
+	}
+	f.run(f.tx(payee, "lock", 1, lockBody{Amount: 100}))
+	start := balance(f.st, payee)
+	for range 5 {
+		evs := f.run()
+		if hf := eventsOf(evs, EventHookFailed); len(hf) != 1 || hf[0].Detail != "broken" {
+			t.Fatalf("hook failures %+v; want one from broken", hf)
+		}
+		if _, ok := f.st.Ext("broken"); ok {
+			t.Fatal("failed hook's ext write survived")
+		}
+	}
+	// The lock block itself dripped once: 6 drips in all.
+	if got, want := f.st.Escrow("stream/"+payee), uint64(100-6*11); got != want {
+		t.Fatalf("escrow = %d; want %d", got, want)
+	}
+	if got := balance(f.st, payee) - start; got != 50 {
+		t.Fatalf("payee got %d over 5 blocks; want 50", got)
+	}
+}

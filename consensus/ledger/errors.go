@@ -16,6 +16,7 @@ var (
 	ErrFeeTooLow         = errors.New("ledger: fee below minimum")
 	ErrCannotPayFee      = errors.New("ledger: balance cannot pay fee")
 	ErrTooManyTxs        = errors.New("ledger: too many txs in block")
+	ErrBlockFull         = errors.New("ledger: block full") // Propose only: the tx waits for a later block
 	ErrBadEvidence       = errors.New("ledger: invalid evidence")
 	ErrExpiredEvidence   = errors.New("ledger: expired evidence")
 	ErrDuplicateEvidence = errors.New("ledger: evidence already punished")

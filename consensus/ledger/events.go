@@ -20,6 +20,7 @@ const (
 	EventValidatorSet EventKind = "validator_set" // the set changes at height Release
 	EventEscrow       EventKind = "escrow"        // Amount moved into (Detail "lock") or out of escrow Counterparty
 	EventBurn         EventKind = "burn"          // Amount burned
+	EventHookFailed   EventKind = "hook_failed"   // end-block hook Detail failed with Error; its changes were undone
 )
 
 // Event reports one effect of a block, in execution order. Fields not

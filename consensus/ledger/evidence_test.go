@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"slices"
 	"testing"
@@ -258,4 +259,42 @@ func TestEmptySetKeepsPrevious(t *testing.T) {
 	}
 	f.run()
 	f.run()
+}
+
+// TestKeyringEd25519 checks that the simulator's view of a key matches the
+// validator set's public key, so votes it signs verify against the set.
+func TestKeyringEd25519(t *testing.T) {
+	f := newFixture(t, 4, 4)
+	vals, _ := ValidatorSet(f.st, 1)
+	for _, v := range vals {
+		priv := f.keys.Ed25519(v.ID)
+		msg := []byte("vote")
+		if priv == nil || !ed25519.Verify(v.PubKey, msg, ed25519.Sign(priv, msg)) {
+			t.Fatalf("key of %s does not match its validator public key", v.ID)
+		}
+	}
+	if f.keys.Ed25519("nobody") != nil {
+		t.Fatal("key for unknown ID")
+	}
+}
+
+// TestEvidenceUnbondingBoundary: stake unstaked in block s still backs the
+// sets of s and s+1. An offence at height o slashes unbonding entries from
+// blocks o-1 and later, not o-2.
+func TestEvidenceUnbondingBoundary(t *testing.T) {
+	f := newFixture(t, 6, 4)
+	v := f.keys.IDs[2]
+	for range 3 {
+		f.run()
+	}
+	f.run(f.tx(v, TxUnstake, 1, Unstake{Role: RoleValidator, Amount: 1000})) // block 4
+	f.run(f.tx(v, TxUnstake, 1, Unstake{Role: RoleValidator, Amount: 2000})) // block 5
+	f.run()                                                                  // block 6
+	ev, _ := f.keys.Equivocate(testChain, v, 6, 0)
+	f.apply(f.block(nil, []Evidence{ev}))
+	cut := f.st.Params().SlashFraction.Of(2000)
+	got := f.st.Unbonding()
+	if len(got) != 2 || got[0].Since != 4 || got[0].Amount != 1000 || got[1].Since != 5 || got[1].Amount != 2000-cut {
+		t.Fatalf("unbonding after offence at 6 = %+v; want block 4 untouched, block 5 cut by %d", got, cut)
+	}
 }

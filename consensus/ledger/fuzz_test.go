@@ -107,3 +107,47 @@ func FuzzDecodeBlock(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEnvelopeEvidence feeds arbitrary message pairs to the built-in
+// evidence verifier: it must never panic, and must accept only pairs that
+// really are two different signed votes of the named validator for the
+// named slot.
+func FuzzEnvelopeEvidence(f *testing.F) {
+	keys := NewKeyring(newRand(17), 2)
+	id := keys.IDs[0]
+	ev, err := keys.Equivocate(testChain, id, 3, 1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(ev.A, ev.B, uint64(3), int32(1), uint8(1))
+	f.Add(ev.A, ev.A, uint64(3), int32(1), uint8(1))
+	f.Add([]byte{0xa0}, ev.B, uint64(0), int32(0), uint8(0))
+	f.Fuzz(func(t *testing.T, a, b []byte, height uint64, round int32, typ uint8) {
+		e := Evidence{Validator: id, Height: height, Round: round, Type: typ, A: a, B: b}
+		if err := (EnvelopeEvidence{}).VerifyEvidence(testChain, &e, nil); err != nil {
+			if !errors.Is(err, ErrBadEvidence) {
+				t.Fatalf("error %v is not ErrBadEvidence", err)
+			}
+			return
+		}
+		// Accepted: both are authentic votes by id for this slot, for
+		// different blocks.
+		var va, vb Vote
+		for i, raw := range [][]byte{a, b} {
+			env, err := protocol.Open(raw, testChain)
+			if err != nil {
+				t.Fatalf("accepted message %d does not open: %v", i, err)
+			}
+			v := &va
+			if i == 1 {
+				v = &vb
+			}
+			if err := env.Decode(v); err != nil || v.Height != height || v.Round != round || v.Type != typ {
+				t.Fatalf("accepted message %d is not a vote for the slot", i)
+			}
+		}
+		if string(va.BlockHash) == string(vb.BlockHash) {
+			t.Fatal("accepted two votes for the same block")
+		}
+	})
+}

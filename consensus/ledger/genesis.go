@@ -273,6 +273,6 @@ func InitialState(g *Genesis) (*State, error) {
 		return nil, fmt.Errorf("%w: only %d of %d validators qualify", ErrBadGenesis, len(vals), len(g.Validators))
 	}
 	st.sets = []setEntry{{From: 1, Vals: vals}}
-	st.hash = st.computeHash()
+	st.seal(nil)
 	return st, nil
 }

@@ -103,6 +103,7 @@ func TestGenesisValidate(t *testing.T) {
 		{"zero epoch", func(g *Genesis) { g.Params.Emission.EpochLength = 0 }, "epoch_length"},
 		{"zero power unit", func(g *Genesis) { g.Params.PowerUnit = 0 }, "power_unit"},
 		{"zero max validators", func(g *Genesis) { g.Params.MaxValidators = 0 }, "max_validators"},
+		{"free txs", func(g *Genesis) { g.Params.MinFee = 0 }, "min_fee"},
 		{"zero max txs", func(g *Genesis) { g.Params.MaxBlockTxs = 0 }, "max_block_txs"},
 		{"market fee above one", func(g *Genesis) { g.Params.MarketFee = Fraction{2, 1} }, "market_fee"},
 	}

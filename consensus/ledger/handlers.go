@@ -31,6 +31,14 @@ func (c *TxContext) Time() int64 { return c.w.hdr.Time }
 // Params are the chain parameters.
 func (c *TxContext) Params() Params { return c.w.st.params }
 
+// PrevBlockHash is the hash of the previous block: a value every node
+// agrees on, usable as weak randomness (e.g. for spot checks); the
+// previous proposer had some influence on it.
+func (c *TxContext) PrevBlockHash() [32]byte { return c.w.hdr.PrevHash }
+
+// Proposer is the proposer of the block being applied.
+func (c *TxContext) Proposer() string { return c.w.hdr.Proposer }
+
 // Decode strictly decodes a tx body.
 func (c *TxContext) Decode(body []byte, v any) error {
 	if err := protocol.Unmarshal(body, v); err != nil {
@@ -179,17 +187,19 @@ func handleStake(c *TxContext, body []byte) error {
 	if s.Amount == 0 {
 		return fmt.Errorf("%w: zero stake", ErrBadAmount)
 	}
+	// Debit first: once the sender is known to hold the amount, the sum
+	// below cannot overflow (both are parts of the supply).
+	if err := c.w.debit(c.Sender, s.Amount); err != nil {
+		return err
+	}
 	b := c.w.bond(c.Sender)
-	total := b.stake(s.Role) + s.Amount // cannot overflow: both are part of the supply
+	total := b.stake(s.Role) + s.Amount
 	min := c.Params().MinProviderStake
 	if s.Role == RoleValidator {
 		min = c.Params().MinValidatorStake
 	}
 	if total < min {
 		return fmt.Errorf("%w: %s stake would be %d, minimum %d", ErrBelowMinStake, s.Role, total, min)
-	}
-	if err := c.w.debit(c.Sender, s.Amount); err != nil {
-		return err
 	}
 	b.setStake(s.Role, total)
 	c.w.setBond(c.Sender, b)
@@ -240,7 +250,8 @@ func handleUnjail(c *TxContext, body []byte) error {
 
 // evidence checks one evidence item and punishes the offender: burn
 // SlashFraction of its bonded validator stake and of validator stake it
-// started unbonding at or after the offence's set was fixed, and jail it
+// unstaked in block ev.Height-1 or later (an unstake in block s leaves the
+// set of s+2, so that stake still backed the offending vote), and jail it
 // for JailPeriod blocks. One offence per (validator, height) is punished
 // once, whatever the round, type or message pair.
 func (w *work) evidence(l *Ledger, ev *Evidence) error {
@@ -280,7 +291,7 @@ func (w *work) evidence(l *Ledger, ev *Evidence) error {
 	unb := slices.Clone(w.unbonding)
 	for j := range unb {
 		u := &unb[j]
-		if u.Account == ev.Validator && u.Role == RoleValidator && u.Since+2 >= ev.Height {
+		if u.Account == ev.Validator && u.Role == RoleValidator && u.Since+1 >= ev.Height {
 			cut := p.SlashFraction.Of(u.Amount)
 			u.Amount -= cut
 			burn += cut

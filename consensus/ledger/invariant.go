@@ -41,7 +41,9 @@ func CheckInvariant(st *State) error {
 	if !st.accounts.verify(encAccount) || !st.bonds.verify(encBond) || !st.escrow.verify(encU64) || !st.ext.verify(encBytes) {
 		return fmt.Errorf("%w: incremental map hash differs from a full recomputation at height %d", ErrInvariant, st.height)
 	}
-	if h := st.computeHash(); h != st.hash {
+	fresh := *st
+	fresh.seal(nil)
+	if h := fresh.hash; h != st.hash {
 		return fmt.Errorf("%w: stored state hash %x differs from recomputed %x at height %d", ErrInvariant, st.hash[:8], h[:8], st.height)
 	}
 	return nil

@@ -75,7 +75,7 @@ type Params struct {
 	EvidenceMaxAge uint64 `cbor:"4,keyasint" json:"evidence_max_age"`
 	// Emission is the block reward schedule.
 	Emission Emission `cbor:"5,keyasint" json:"emission"`
-	// MinFee is the least fee a tx must pay.
+	// MinFee is the least fee a tx must pay (at least 1).
 	MinFee uint64 `cbor:"6,keyasint" json:"min_fee"`
 	// MarketFee is the share of each market payment that goes to the
 	// validators. Placeholder until the market txs exist.
@@ -131,6 +131,9 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: emission.decay %s must be in [0, 1)", ErrBadGenesis, p.Emission.Decay)
 	case !p.MarketFee.valid():
 		return fmt.Errorf("%w: market_fee %s not in [0, 1]", ErrBadGenesis, p.MarketFee)
+	case p.MinFee == 0:
+		// Free txs would let anyone create accounts and fill blocks at no cost.
+		return fmt.Errorf("%w: min_fee must be > 0", ErrBadGenesis)
 	case p.MinValidatorStake == 0:
 		return fmt.Errorf("%w: min_validator_stake must be > 0", ErrBadGenesis)
 	case p.MaxValidators == 0:

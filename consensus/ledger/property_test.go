@@ -1,27 +1,49 @@
 package ledger
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 )
 
 var (
-	propSeeds  = flag.Int("ledger.seeds", 24, "seeds for the random-workload property test")
-	propBlocks = flag.Int("ledger.blocks", 30, "blocks per seed in the random-workload property test")
+	propSeeds  = flag.Int("ledger.seeds", 0, "seeds for the random-workload property test (default 16, 250 with GPUNODE_E2E=1)")
+	propBlocks = flag.Int("ledger.blocks", 0, "blocks per seed in the random-workload property test (default 30, 60 with GPUNODE_E2E=1)")
 )
+
+// workloadSize is the property test's size: small for the unit suite, large
+// for `make e2e` (which sets GPUNODE_E2E=1 and runs tests named *Sim*),
+// and whatever the flags say when given.
+func workloadSize() (seeds, blocks int) {
+	seeds, blocks = 16, 30
+	if os.Getenv("GPUNODE_E2E") == "1" {
+		seeds, blocks = 250, 60
+	}
+	if *propSeeds > 0 {
+		seeds = *propSeeds
+	}
+	if *propBlocks > 0 {
+		blocks = *propBlocks
+	}
+	return seeds, blocks
+}
 
 // TestRandomWorkloads drives random transfers, stakes, unstakes, unjails and
 // evidence (valid and invalid) through Propose and Apply for many seeds, and
 // checks after every block: the supply invariant and incremental hashes
-// (CheckInvariant); that a second ledger verifying every signature from
-// scratch with one worker reaches the same state; that Propose kept every
+// (CheckInvariant); that Apply of the proposed block reaches the same state
+// as Propose (for every fourth seed on a second ledger that verifies every
+// signature from scratch with one worker); that Propose kept every
 // workload tx and skipped every injected invalid one; and, for single-tx
 // blocks whose tx failed, that only the fee and nonce changed.
-// go test -run TestRandomWorkloads -ledger.seeds=1000 runs more.
-func TestRandomWorkloads(t *testing.T) {
+// go test -run TestSimRandomWorkloads -ledger.seeds=1000 runs more.
+func TestSimRandomWorkloads(t *testing.T) {
+	nSeeds, nBlocks := workloadSize()
 	strict, err := New(WithVerifier(SigVerifier{}), WithVerifyWorkers(1))
 	if err != nil {
 		t.Fatal(err)
@@ -29,11 +51,11 @@ func TestRandomWorkloads(t *testing.T) {
 	var mu sync.Mutex
 	total := map[EventKind]int{}
 	t.Run("seeds", func(t *testing.T) {
-		for seed := range uint64(*propSeeds) {
+		for seed := range uint64(nSeeds) {
 			t.Run(fmt.Sprint(seed), func(t *testing.T) {
 				t.Parallel()
 				counts := map[EventKind]int{}
-				runWorkload(t, seed, *propBlocks, strict, counts)
+				runWorkload(t, seed, nBlocks, strict, counts)
 				mu.Lock()
 				defer mu.Unlock()
 				for k, v := range counts {
@@ -43,10 +65,14 @@ func TestRandomWorkloads(t *testing.T) {
 		}
 	})
 	t.Logf("events over all seeds: %v", total)
-	// The workload must reach every path it claims to test.
+	// The workload must reach every path it claims to test (given enough
+	// blocks for unbonding, 20 in TestGenesis, and jail terms to run out).
+	if nSeeds < 8 || nBlocks <= 20 {
+		return
+	}
 	for _, k := range []EventKind{EventTransfer, EventTxFailed, EventStake, EventUnstake, EventUnbonded, EventSlash, EventJail, EventUnjail, EventValidatorSet, EventReward} {
 		if total[k] == 0 && !t.Failed() {
-			t.Errorf("no %s event in %d seeds x %d blocks", k, *propSeeds, *propBlocks)
+			t.Errorf("no %s event in %d seeds x %d blocks", k, nSeeds, nBlocks)
 		}
 	}
 }
@@ -76,9 +102,7 @@ func runWorkload(t *testing.T, seed uint64, blocks int, strict *Ledger, counts m
 			bad[len(bad)-1-rng.IntN(64)] ^= byte(1 + rng.IntN(255))
 			invalid = append(invalid, txs[0], bad, []byte("garbage"))
 		}
-		for _, x := range invalid {
-			txs = append(txs, x)
-		}
+		txs = append(txs, invalid...)
 		evs := keys.RandomEvidence(rng, st, rng.IntN(3))
 		vals, _ := ValidatorSet(st, st.Height()+1)
 		hdr := Header{ChainID: testChain, Proposer: vals[rng.IntN(len(vals))].ID, Time: int64(st.Height()) * 1000}
@@ -89,7 +113,13 @@ func runWorkload(t *testing.T, seed uint64, blocks int, strict *Ledger, counts m
 		if len(blk.Txs) != valid || len(skipped) != len(invalid) {
 			t.Fatalf("seed %d height %d: kept %d of %d valid txs, skipped %d of %d invalid", seed, blk.Header.Height, len(blk.Txs), valid, len(skipped), len(invalid))
 		}
-		ns2, events2, err := strict.Apply(st, blk)
+		// Every fourth seed re-verifies every signature from scratch;
+		// the others share the proposer's verified-tx cache.
+		check := l
+		if seed%4 == 0 {
+			check = strict
+		}
+		ns2, events2, err := check.Apply(st, blk)
 		if err != nil {
 			t.Fatalf("seed %d height %d: Apply of proposed block: %v", seed, blk.Header.Height, err)
 		}
@@ -129,5 +159,35 @@ func TestDeterministic(t *testing.T) {
 	}
 	if a == c {
 		t.Fatal("seeds 7 and 8 gave the same state")
+	}
+}
+
+// TestParallelVerify: a block large enough for several verify workers gives
+// the same state as one worker, and a bad signature deep inside it is
+// reported at its index whichever worker found it.
+func TestParallelVerify(t *testing.T) {
+	f := newFixture(t, 40, 4)
+	rng := newRand(31)
+	var txs [][]byte
+	for len(txs) < 300 {
+		txs = append(txs, f.keys.RandomWorkload(rng, f.st, 300-len(txs))...)
+	}
+	blk := f.block(txs, nil)
+	one, _ := New(WithVerifier(SigVerifier{}), WithVerifyWorkers(1))
+	four, _ := New(WithVerifier(SigVerifier{}), WithVerifyWorkers(4))
+	a, _, err1 := one.Apply(f.st, blk)
+	b, _, err2 := four.Apply(f.st, blk)
+	if err1 != nil || err2 != nil || a.Hash() != b.Hash() {
+		t.Fatalf("1 worker: %v, 4 workers: %v", err1, err2)
+	}
+	bad := *blk
+	bad.Txs = slices.Clone(blk.Txs)
+	bad.Txs[250] = slices.Clone(bad.Txs[250])
+	bad.Txs[250][len(bad.Txs[250])-1] ^= 1
+	bad.Header.TxRoot = TxRoot(bad.Txs)
+	for _, l := range []*Ledger{one, four} {
+		if _, _, err := l.Apply(f.st, &bad); !errors.Is(err, ErrBadTx) || !strings.HasPrefix(err.Error(), "tx 250:") {
+			t.Fatalf("Apply with bad tx 250 = %v", err)
+		}
 	}
 }

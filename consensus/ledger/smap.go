@@ -49,9 +49,12 @@ func shardOf(key string, n int) int {
 	return int(h.Sum32() % uint32(n))
 }
 
+// emptyShardHash is the hash of a shard without keys.
+var emptyShardHash = sha256.Sum256(nil)
+
 func newSmap[V any](nShards int) *smap[V] {
 	s := &smap[V]{shards: make([]*shard[V], nShards)}
-	empty := &shard[V]{hash: sha256.Sum256(nil)}
+	empty := &shard[V]{hash: emptyShardHash}
 	for i := range s.shards {
 		s.shards[i] = empty
 	}
@@ -202,6 +205,12 @@ func (s *smap[V]) verify(enc func(dst []byte, v V) []byte) bool {
 	for i, sh := range s.shards {
 		if !slices.IsSortedFunc(sh.es, func(a, b entry[V]) int { return strings.Compare(a.k, b.k) }) {
 			return false
+		}
+		if len(sh.es) == 0 {
+			if sh.hash != emptyShardHash {
+				return false
+			}
+			continue
 		}
 		c := &shard[V]{es: slices.Clone(sh.es)}
 		for j := range c.es {

@@ -84,7 +84,7 @@ type setEntry struct {
 // Shard counts of the hashed maps. They are part of the state hash layout:
 // changing one is a consensus change.
 const (
-	accountShards = 4096
+	accountShards = 16384
 	bondShards    = 64
 	escrowShards  = 256
 	extShards     = 1024
@@ -115,7 +115,8 @@ type State struct {
 	unbonding []Unbonding   // sorted by Release, then insertion order
 	sets      []setEntry    // validator set history, oldest first; covers [height-EvidenceMaxAge, height+2]
 	slashed   []slashRecord // evidence already punished within EvidenceMaxAge, sorted
-	hash      [32]byte      // StateHash, computed once
+	secHash   [3][32]byte   // sha256 of the CBOR of unbonding, sets and slashed
+	hash      [32]byte      // StateHash, computed once by seal
 }
 
 // slashRecord remembers that Validator was slashed for an offence at Height,
@@ -190,7 +191,7 @@ func (s *State) HashHex() string { return hex.EncodeToString(s.hash[:]) }
 const stateHashDomain = "gpunode/ledger/state/1\x00"
 
 // computeHash hashes the globals, the roots of the hashed maps and the
-// canonical CBOR of the small sections.
+// hashes of the canonical CBOR of the small sections (set by seal).
 func (s *State) computeHash() [32]byte {
 	h := sha256.New()
 	h.Write([]byte(stateHashDomain))
@@ -208,14 +209,47 @@ func (s *State) computeHash() [32]byte {
 	for _, r := range [][32]byte{s.accounts.root, s.bonds.root, s.escrow.root, s.ext.root} {
 		h.Write(r[:])
 	}
-	for _, v := range []any{s.unbonding, s.sets, s.slashed} {
-		enc := protocol.MustMarshal(v)
-		u64(uint64(len(enc)))
-		h.Write(enc)
+	for _, sh := range s.secHash {
+		h.Write(sh[:])
 	}
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
+}
+
+// seal computes the section hashes and the state hash. Sections are
+// copied on write, so a section that is the very slice of prev is unchanged
+// and keeps prev's hash; prev may be nil.
+func (s *State) seal(prev *State) {
+	for i, sec := range [3]func(*State) any{
+		func(x *State) any { return x.unbonding },
+		func(x *State) any { return x.sets },
+		func(x *State) any { return x.slashed },
+	} {
+		if prev != nil && sameSlice(i, s, prev) {
+			s.secHash[i] = prev.secHash[i]
+			continue
+		}
+		s.secHash[i] = sha256.Sum256(protocol.MustMarshal(sec(s)))
+	}
+	s.hash = s.computeHash()
+}
+
+func sameSlice(section int, a, b *State) bool {
+	switch section {
+	case 0:
+		return same(a.unbonding, b.unbonding)
+	case 1:
+		return same(a.sets, b.sets)
+	default:
+		return same(a.slashed, b.slashed)
+	}
+}
+
+// same reports whether x and y are the same slice (same backing array and
+// length), not merely equal ones.
+func same[T any](x, y []T) bool {
+	return len(x) == len(y) && (len(x) == 0 || &x[0] == &y[0])
 }
 
 // Leaf encodings of the hashed maps: fixed big-endian layouts, cheaper than

@@ -178,7 +178,7 @@ func assertOnlyFeeAndNonce(t *testing.T, before, after *State, from string, fee 
 	if aa.Nonce != ab.Nonce+1 {
 		t.Errorf("nonce %d -> %d; want +1", ab.Nonce, aa.Nonce)
 	}
-	if want := ab.Balance - fee + rewardsTo(evs, from); aa.Balance != want {
+	if want := ab.Balance - fee + rewardsTo(evs, from) + unbondedTo(evs, from); aa.Balance != want {
 		t.Errorf("sender balance %d -> %d; want %d (fee %d only)", ab.Balance, aa.Balance, want, fee)
 	}
 	after.Accounts(func(id string, a Account) bool {

@@ -48,6 +48,20 @@ func NewKeyring(rng *rand.Rand, n int) *Keyring {
 // Key returns id's private key, or nil.
 func (k *Keyring) Key(id string) crypto.PrivKey { return k.keys[id] }
 
+// Ed25519 returns id's key as a standard library Ed25519 private key (for
+// signing consensus votes in a simulator), or nil.
+func (k *Keyring) Ed25519(id string) ed25519.PrivateKey {
+	key := k.keys[id]
+	if key == nil {
+		return nil
+	}
+	raw, err := key.Raw()
+	if err != nil || len(raw) != ed25519.PrivateKeySize {
+		return nil
+	}
+	return ed25519.PrivateKey(raw)
+}
+
 // TestGenesis is a genesis for chainID in which every key of k has balance
 // and the first nVals keys are validators with stake, with parameters
 // scaled down for simulations (short unbonding, jail and evidence windows,

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -13,7 +12,7 @@ import (
 
 // side returns which side of the Byzantine split node i is on: its
 // partition group when partitioned, else a fixed half.
-func (s *Sim) side(i int) int {
+func (s *simRun) side(i int) int {
 	if s.groups != nil {
 		return s.groups[i]
 	}
@@ -22,15 +21,17 @@ func (s *Sim) side(i int) int {
 
 // byzantineSend sends a Byzantine node's own message, equivocating as its
 // behaviour says.
-func (s *Sim) byzantineSend(n *node, m bft.Message) {
+func (s *simRun) byzantineSend(n *node, m bft.Message) {
 	sc := s.sc
 	switch {
+	case m.Author() != n.info.ID:
+		s.broadcast(n, m) // a proposal it persisted: not its to equivocate on
 	case m.Proposal != nil && sc.Behaviour&SplitProposals != 0:
 		a := *m.Proposal
 		b := a
 		b.Value.Data = append(append([]byte{}, a.Value.Data...), " alt"...)
 		b.Value.Hash = sha256.Sum256(b.Value.Data)
-		b.Signature = ed25519.Sign(n.info.Key, bft.ProposalSignBytes(ChainID, &b))
+		b.Signature = s.sign(n, bft.ProposalSignBytes(ChainID, &b))
 		s.record(n, bft.Message{Proposal: &b})
 		s.split[[2]uint64{a.Height, uint64(a.Round)}] = [2]bft.Value{a.Value, b.Value}
 		s.sendSplit(n, bft.Message{Proposal: &a}, bft.Message{Proposal: &b})
@@ -51,7 +52,7 @@ func (s *Sim) byzantineSend(n *node, m bft.Message) {
 			return
 		}
 		for _, x := range []*bft.Vote{&a, &b} {
-			x.Signature = ed25519.Sign(n.info.Key, bft.VoteSignBytes(ChainID, x))
+			x.Signature = s.sign(n, bft.VoteSignBytes(ChainID, x))
 			s.record(n, bft.Message{Vote: x})
 		}
 		s.sendSplit(n, bft.Message{Vote: &a}, bft.Message{Vote: &b})
@@ -62,7 +63,7 @@ func (s *Sim) byzantineSend(n *node, m bft.Message) {
 
 // sendSplit sends a to side 0 and b to side 1, and both to one random
 // node so that the equivocation is seen and proven.
-func (s *Sim) sendSplit(n *node, a, b bft.Message) {
+func (s *simRun) sendSplit(n *node, a, b bft.Message) {
 	both := s.rng.IntN(len(s.nodes))
 	for i := range s.nodes {
 		if s.side(i) == 0 || i == both {
@@ -75,8 +76,8 @@ func (s *Sim) sendSplit(n *node, a, b bft.Message) {
 }
 
 // signAndSend signs v as n and broadcasts it.
-func (s *Sim) signAndSend(n *node, v *bft.Vote) {
-	v.Signature = ed25519.Sign(n.info.Key, bft.VoteSignBytes(ChainID, v))
+func (s *simRun) signAndSend(n *node, v *bft.Vote) {
+	v.Signature = s.sign(n, bft.VoteSignBytes(ChainID, v))
 	m := bft.Message{Vote: v}
 	s.record(n, m)
 	s.broadcast(n, m)

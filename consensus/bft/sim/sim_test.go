@@ -16,21 +16,34 @@ var (
 	seedsFlag    = flag.Int("sim.seeds", 1000, "number of seeds to run across all scenarios")
 	scenarioFlag = flag.String("sim.scenario", "", "run only the scenario with this name")
 	traceFlag    = flag.Bool("sim.trace", false, "print the trace of every replayed seed")
+	firstFlag    = flag.Uint64("sim.first", 0, "first seed of the range")
+	e2eFlag      = flag.Bool("e2e", false, "long run: 100,000 seeds unless -sim.seeds is given (also GPUNODE_E2E=1)")
 )
+
+// seedCount is -sim.seeds, or 100,000 for make e2e.
+func seedCount() int {
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "sim.seeds" })
+	if !explicit && (*e2eFlag || os.Getenv("GPUNODE_E2E") == "1") {
+		return 100000
+	}
+	return *seedsFlag
+}
 
 func TestSim(t *testing.T) {
 	var total int
+	count := seedCount()
 	for _, w := range Scenarios() {
 		sc := w.Scenario
 		if *scenarioFlag != "" && sc.Name != *scenarioFlag {
 			continue
 		}
-		seeds := max(1, *seedsFlag*w.PerMille/1000)
+		seeds := max(1, count*w.PerMille/1000)
 		t.Run(sc.Name, func(t *testing.T) {
 			t.Parallel()
 			var stats Stats
 			for i := range seeds {
-				seed := uint64(i)
+				seed := *firstFlag + uint64(i)
 				if *seedFlag >= 0 {
 					if i > 0 {
 						break

@@ -1,0 +1,139 @@
+package model
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+)
+
+func TestExpLogMatchMath(t *testing.T) {
+	r := rng{s: 1}
+	for range 100000 {
+		x := r.uniform() * 50
+		if got, want := exp(x), math.Exp(x); math.Abs(got-want) > 2*math.Abs(want)*0x1p-52 {
+			t.Fatalf("exp(%v) = %v; want %v", x, got, want)
+		}
+		y := math.Abs(x) + 1e-9
+		if got, want := log(y), math.Log(y); math.Abs(got-want) > 2*math.Abs(want)*0x1p-52+1e-300 {
+			t.Fatalf("log(%v) = %v; want %v", y, got, want)
+		}
+	}
+	if exp(1000) != math.Inf(1) || exp(-1000) != 0 || !math.IsNaN(log(-1)) {
+		t.Fatal("edge cases")
+	}
+}
+
+func TestTrainingLearns(t *testing.T) {
+	task, err := NewTask(42, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold, _ := task.Shard(-1, 2000)
+	w := Zero(16)
+	acc0, loss0, _ := Evaluate(w, hold)
+	// Four segments from the same start, averaged: one round of
+	// data-parallel training.
+	var seg []Weights
+	for i := range 4 {
+		s, _ := task.Shard(i, 1000)
+		w2, err := Train(w, s, DefaultConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg = append(seg, w2)
+	}
+	avg, err := Average(seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, loss, _ := Evaluate(avg, hold)
+	t.Logf("accuracy %.3f -> %.3f, loss %.3f -> %.3f", acc0, acc, loss0, loss)
+	if acc < 0.9 || loss >= loss0 {
+		t.Fatalf("after training: accuracy %.3f, loss %.3f (from %.3f); want >= 0.9 and lower loss", acc, loss, loss0)
+	}
+	if bytes.Equal(EncodeWeights(seg[0]), EncodeWeights(seg[1])) {
+		t.Fatal("different shards gave identical weights")
+	}
+}
+
+func TestDeterministicBytes(t *testing.T) {
+	run := func() []byte {
+		task, _ := NewTask(7, 8)
+		s, _ := task.Shard(3, 500)
+		w, err := Train(Zero(8), s, DefaultConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(EncodeShard(s), EncodeWeights(w)...)
+	}
+	if !bytes.Equal(run(), run()) {
+		t.Fatal("same inputs, different bytes")
+	}
+}
+
+func TestShapeErrors(t *testing.T) {
+	task, _ := NewTask(1, 4)
+	s, _ := task.Shard(0, 10)
+	if _, err := Train(Zero(5), s, DefaultConfig); !errors.Is(err, ErrShape) {
+		t.Errorf("dim mismatch: %v", err)
+	}
+	if _, err := Train(Zero(4), s, Config{Epochs: 1, LR: 0, BatchSize: 1}); !errors.Is(err, ErrShape) {
+		t.Errorf("zero LR: %v", err)
+	}
+	if _, err := Average([]Weights{Zero(4), Zero(3)}); !errors.Is(err, ErrShape) {
+		t.Errorf("average mismatch: %v", err)
+	}
+	if _, err := NewTask(1, 0); !errors.Is(err, ErrShape) {
+		t.Errorf("dim 0: %v", err)
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	task, _ := NewTask(9, 5)
+	s, _ := task.Shard(1, 33)
+	s2, err := DecodeShard(EncodeShard(s))
+	if err != nil || !bytes.Equal(EncodeShard(s2), EncodeShard(s)) {
+		t.Fatalf("shard round trip: %v", err)
+	}
+	w := Weights{W: []float64{1, -2.5, 3, 0, 1e-300, 7}}
+	w2, err := DecodeWeights(EncodeWeights(w))
+	if err != nil || !bytes.Equal(EncodeWeights(w2), EncodeWeights(w)) {
+		t.Fatalf("weights round trip: %v", err)
+	}
+	bad := EncodeWeights(Weights{W: []float64{math.NaN(), 1}})
+	if _, err := DecodeWeights(bad); !errors.Is(err, ErrFormat) {
+		t.Fatalf("NaN weight: %v", err)
+	}
+}
+
+func FuzzDecodeWeights(f *testing.F) {
+	f.Add(EncodeWeights(Zero(3)))
+	f.Add([]byte("GNW1\xff\xff\xff\xff"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := DecodeWeights(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(EncodeWeights(w), b) {
+			t.Fatal("accepted bytes do not re-encode identically")
+		}
+	})
+}
+
+func FuzzDecodeShard(f *testing.F) {
+	task, _ := NewTask(1, 2)
+	s, _ := task.Shard(0, 3)
+	f.Add(EncodeShard(s))
+	f.Add([]byte("GNS1\x01\x00\x00\x00\x01\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeShard(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(EncodeShard(s), b) {
+			t.Fatal("accepted bytes do not re-encode identically")
+		}
+	})
+}
