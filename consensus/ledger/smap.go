@@ -13,15 +13,21 @@ import (
 // a block costs in proportion to the keys it touches, not to the state size,
 // and the old version stays valid (Apply never mutates its input).
 //
-// Its root hash is sha256 over the shard hashes; a shard's hash is sha256 over
+// Its root hash is sha256 over group hashes, each the sha256 over the hashes
+// of groupSize consecutive shards; a shard's hash is sha256 over
 // its keys in byte order, each as uvarint(len)||key||leaf, where leaf is the
 // sha256 of the value's canonical encoding. Only shards changed by a block
 // are re-hashed, and only changed values get a new leaf.
 type smap[V any] struct {
 	shards []*shard[V]
-	root   [32]byte
+	groups [][32]byte // sha256 over the hashes of each run of groupSize shards
+	root   [32]byte   // sha256 over groups
 	n      int
 }
+
+// groupSize shards share a group hash, so a block re-hashes only the groups
+// it touched plus the short list of group hashes, not every shard hash.
+const groupSize = 128
 
 // shard holds its entries sorted by key: lookups are a short binary search,
 // copying a shard is one memmove, and hashing walks it in order.
@@ -58,14 +64,28 @@ func newSmap[V any](nShards int) *smap[V] {
 	for i := range s.shards {
 		s.shards[i] = empty
 	}
+	s.groups = make([][32]byte, (nShards+groupSize-1)/groupSize)
+	for g := range s.groups {
+		s.groups[g] = s.groupHash(g)
+	}
 	s.root = s.computeRoot()
 	return s
 }
 
+func (s *smap[V]) groupHash(g int) [32]byte {
+	h := sha256.New()
+	for _, sh := range s.shards[g*groupSize : min((g+1)*groupSize, len(s.shards))] {
+		h.Write(sh.hash[:])
+	}
+	var r [32]byte
+	h.Sum(r[:0])
+	return r
+}
+
 func (s *smap[V]) computeRoot() [32]byte {
 	h := sha256.New()
-	for _, sh := range s.shards {
-		h.Write(sh.hash[:])
+	for _, g := range s.groups {
+		h.Write(g[:])
 	}
 	var r [32]byte
 	h.Sum(r[:0])
@@ -187,12 +207,17 @@ func (t *smapTx[V]) commit() *smap[V] {
 		return t.base
 	}
 	var buf []byte
+	s := &smap[V]{shards: t.shards, groups: slices.Clone(t.base.groups), n: t.n}
 	for i, sh := range t.shards {
 		if t.owned[i] {
 			buf = hashShard(sh, t.enc, buf)
 		}
 	}
-	s := &smap[V]{shards: t.shards, n: t.n}
+	for g := range s.groups {
+		if slices.Contains(t.owned[g*groupSize:min((g+1)*groupSize, len(t.owned))], true) {
+			s.groups[g] = s.groupHash(g)
+		}
+	}
 	s.root = s.computeRoot()
 	t.shards, t.owned = nil, nil
 	return s
@@ -203,14 +228,14 @@ func (t *smapTx[V]) commit() *smap[V] {
 func (s *smap[V]) verify(enc func(dst []byte, v V) []byte) bool {
 	n := 0
 	for i, sh := range s.shards {
-		if !slices.IsSortedFunc(sh.es, func(a, b entry[V]) int { return strings.Compare(a.k, b.k) }) {
-			return false
-		}
 		if len(sh.es) == 0 {
 			if sh.hash != emptyShardHash {
 				return false
 			}
 			continue
+		}
+		if !slices.IsSortedFunc(sh.es, func(a, b entry[V]) int { return strings.Compare(a.k, b.k) }) {
+			return false
 		}
 		c := &shard[V]{es: slices.Clone(sh.es)}
 		for j := range c.es {
@@ -225,5 +250,13 @@ func (s *smap[V]) verify(enc func(dst []byte, v V) []byte) bool {
 		}
 		n += len(sh.es)
 	}
-	return n == s.n && s.computeRoot() == s.root
+	if n != s.n || len(s.groups) != (len(s.shards)+groupSize-1)/groupSize {
+		return false
+	}
+	for g := range s.groups {
+		if s.groupHash(g) != s.groups[g] {
+			return false
+		}
+	}
+	return s.computeRoot() == s.root
 }
