@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -332,7 +333,13 @@ func (e *engine) ProposeValue(height uint64, round int32) (bft.Value, error) {
 	if err != nil {
 		return bft.Value{}, err
 	}
-	e.pool.Remove(skipped)
+	var drop [][]byte
+	for _, sk := range skipped {
+		if !errors.Is(sk.Err, ledger.ErrBlockFull) { // a full block is no fault of the tx
+			drop = append(drop, sk.Tx)
+		}
+	}
+	e.pool.Remove(drop)
 	data, err := blk.Encode()
 	if err != nil {
 		return bft.Value{}, err

@@ -188,7 +188,7 @@ func BenchmarkConsensus(b *testing.B) {
 		b.ReportMetric(float64(median(gaps).Microseconds())/1000, "block-ms")
 
 		// Burst throughput.
-		const perSender = 50
+		const perSender = 50 // 10,000 txs
 		txs := bn.sign(b, nVals, nSenders, perSender, nonce)
 		nonce += perSender
 		done := bn.expect(len(txs))
