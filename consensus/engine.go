@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -117,11 +118,18 @@ func newEngine(cfg engineConfig) (*engine, *effects, error) {
 		if err := e.checkCert(blk, &sb.Certificate); err != nil {
 			return nil, nil, fmt.Errorf("%w: stored block %d: %w", ErrCorruptStore, h, err)
 		}
-		ns, _, err := led.Apply(e.state, blk)
+		ns, evs, err := led.Apply(e.state, blk)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: stored block %d: %w", ErrCorruptStore, h, err)
 		}
 		e.setState(ns)
+		if h == top {
+			// The index of the top block may not have been written
+			// before a crash.
+			if err := e.store.indexTxs(blk, evs); err != nil {
+				return nil, nil, err
+			}
+		}
 	}
 	e.pool = newMempool(e.chainID, led.Verifier(), e.state, cfg.mempoolSize)
 
@@ -325,9 +333,11 @@ func (e *engine) ProposeValue(height uint64, round int32) (bft.Value, error) {
 	if err != nil {
 		return bft.Value{}, err
 	}
-	drop := make([][]byte, len(skipped))
-	for i, s := range skipped {
-		drop[i] = s.Tx
+	var drop [][]byte
+	for _, sk := range skipped {
+		if !errors.Is(sk.Err, ledger.ErrBlockFull) { // a full block is no fault of the tx
+			drop = append(drop, sk.Tx)
+		}
 	}
 	e.pool.Remove(drop)
 	data, err := blk.Encode()
@@ -446,7 +456,7 @@ func (e *engine) pendingBlock(h bft.Hash) []byte {
 // height's WAL records in one atomic write, then moves to the new state.
 func (e *engine) persist(a *applied, cert bft.Certificate) (*Committed, error) {
 	h := a.blk.Header.Height
-	puts, err := commitWrites(a.blk, a.data, cert, a.events)
+	puts, err := commitWrites(a.blk, a.data, cert)
 	if err != nil {
 		return nil, err
 	}
@@ -454,6 +464,9 @@ func (e *engine) persist(a *applied, cert bft.Certificate) (*Committed, error) {
 		return nil, fmt.Errorf("consensus: store block %d: %w", h, err)
 	}
 	e.wal.pruned(h)
+	if err := e.store.indexTxs(a.blk, a.events); err != nil {
+		return nil, err
+	}
 	e.setState(a.state)
 	e.pool.Update(a.state, a.blk.Txs)
 	included := map[[32]byte]bool{}

@@ -139,29 +139,43 @@ func (s blockStore) tx(hash [32]byte) (txLocation, error) {
 	return loc, nil
 }
 
-// commitWrites returns the writes that store blk (committed by cert) and
-// index its txs; the caller adds its WAL pruning so that both land in one
-// atomic write.
-func commitWrites(blk *ledger.Block, data []byte, cert bft.Certificate, events []ledger.Event) ([]KVPair, error) {
+// commitWrites returns the writes that store blk (committed by cert); the
+// caller adds its WAL pruning so that both land in one atomic write.
+func commitWrites(blk *ledger.Block, data []byte, cert bft.Certificate) ([]KVPair, error) {
+	sb, err := protocol.Marshal(&StoredBlock{Block: data, Certificate: cert})
+	if err != nil {
+		return nil, err
+	}
+	h := blk.Header.Height
+	return []KVPair{
+		{Key: u64key(prefixBlock, h), Val: sb},
+		{Key: keyHeight, Val: binary.BigEndian.AppendUint64(nil, h)},
+	}, nil
+}
+
+// indexTxs writes the tx index of a stored block in batches small enough
+// for any store. It runs after the block's own write (a crash in between
+// is repaired at start-up, which re-indexes the top block) and is
+// idempotent.
+func (s blockStore) indexTxs(blk *ledger.Block, events []ledger.Event) error {
 	failed := map[string]string{}
 	for _, e := range events {
 		if e.Kind == ledger.EventTxFailed {
 			failed[e.Tx] = e.Error
 		}
 	}
-	sb, err := protocol.Marshal(&StoredBlock{Block: data, Certificate: cert})
-	if err != nil {
-		return nil, err
-	}
-	h := blk.Header.Height
-	puts := []KVPair{
-		{Key: u64key(prefixBlock, h), Val: sb},
-		{Key: keyHeight, Val: binary.BigEndian.AppendUint64(nil, h)},
-	}
+	const batch = 1000
+	var puts []KVPair
 	for i, tx := range blk.Txs {
 		th := ledger.TxHash(tx)
-		loc := protocol.MustMarshal(&txLocation{Height: h, Index: uint32(i), Error: failed[hex.EncodeToString(th[:])]})
+		loc := protocol.MustMarshal(&txLocation{Height: blk.Header.Height, Index: uint32(i), Error: failed[hex.EncodeToString(th[:])]})
 		puts = append(puts, KVPair{Key: append(append([]byte(nil), prefixTx...), th[:]...), Val: loc})
+		if len(puts) == batch || i == len(blk.Txs)-1 {
+			if err := s.kv.Write(puts, nil); err != nil {
+				return fmt.Errorf("consensus: index txs of block %d: %w", blk.Header.Height, err)
+			}
+			puts = puts[:0]
+		}
 	}
-	return puts, nil
+	return nil
 }

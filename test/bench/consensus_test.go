@@ -67,7 +67,9 @@ func startBenchNet(b *testing.B, nVals, nSenders int) *benchNet {
 		}
 		b.Cleanup(func() { _ = db.Close() })
 		svc, err := consensus.New(consensus.Config{Genesis: g, Key: key, KV: consensus.NewKV(db),
-			Network: node.ChainNetwork(n), Logger: quietLogger(), MempoolSize: 200_000})
+			Network: node.ChainNetwork(n), Logger: quietLogger(), MempoolSize: 200_000,
+			// Within the low-memory store's batch limit.
+			MaxBlockBytes: 512 << 10})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -88,6 +90,9 @@ func (bn *benchNet) onCommit(c *consensus.Committed) {
 	bn.mu.Lock()
 	defer bn.mu.Unlock()
 	bn.commitAt = append(bn.commitAt, now)
+	if os.Getenv("BENCH_BLOCKS") != "" {
+		println("block", c.Height, "txs", len(c.Block.Txs), "round", c.Certificate.Round, now.Format("05.000"))
+	}
 	for _, tx := range c.Block.Txs {
 		h := ledger.TxHash(tx)
 		if t, ok := bn.submitted[h]; ok {
@@ -114,6 +119,11 @@ func (bn *benchNet) expect(n int) chan struct{} {
 func (bn *benchNet) waitHeight(b *testing.B, h uint64) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for bn.svcs[0].Height() < h {
+		for _, s := range bn.svcs {
+			if err := s.Err(); err != nil {
+				b.Fatal(err)
+			}
+		}
 		if time.Now().After(deadline) {
 			b.Fatalf("chain stuck at %d", bn.svcs[0].Height())
 		}
@@ -178,7 +188,7 @@ func BenchmarkConsensus(b *testing.B) {
 		b.ReportMetric(float64(median(gaps).Microseconds())/1000, "block-ms")
 
 		// Burst throughput.
-		const perSender = 10
+		const perSender = 50 // 10,000 txs
 		txs := bn.sign(b, nVals, nSenders, perSender, nonce)
 		nonce += perSender
 		done := bn.expect(len(txs))

@@ -1,8 +1,4 @@
-// Package bench holds gpunode's system benchmarks: real libp2p hosts on
-// loopback, real badger stores, real signatures. Run them with
-//
-//	go test -run '^$' -bench . -benchtime 1x ./test/bench/
-//
-// They report their results with b.ReportMetric; nothing here asserts a
-// timing.
+// Package bench holds gpunode's benchmarks: each runs a workload the way the
+// node does and reports the figures that matter with b.ReportMetric. Run
+// them with `go test -run x -bench . ./test/bench` (or `make bench`).
 package bench
