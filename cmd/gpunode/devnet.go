@@ -40,7 +40,10 @@ func newDevnetCmd() *cobra.Command {
 		Short: "Run a whole local network (validators, providers, renters) on loopback",
 		Long: `devnet creates a data directory per node under --home (keys, configs), starts
 each node as its own ` + "`gpunode run`" + ` process on 127.0.0.1, bootstrapped from the
-first, waits until every node sees the others, and prints where each node is.
+first, waits until every node sees the others and the chain produces blocks on
+every node, and prints where each node is and the chain height. A new devnet
+gets a genesis (chain ID = network name, every node funded, validators bonded)
+in every node's home; providers then bond provider stake.
 Ctrl-C stops them all cleanly; running it again on the same --home resumes the
 same network with the same identities. Each node's log is <home>/<name>/gpunode.log.
 
