@@ -48,6 +48,8 @@ type Daemon struct {
 	data   *dataService
 	chain  *consensus.Service // nil without a genesis file (chain.go)
 
+	compute *computeParts // node/compute.go
+
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop
 
@@ -73,9 +75,10 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 		events:   api.NewEvents(api.WithReplay(256), api.WithEventLogger(cfg.Logger)),
 		shutdown: make(chan struct{}),
 	}
+	self := d // `return nil, err` clears d before this runs
 	defer func() {
 		if err != nil {
-			_ = d.Close()
+			_ = self.Close()
 			d = nil
 		}
 	}()
@@ -125,6 +128,9 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 		return nil, err
 	}
 	if err := d.startChain(); err != nil {
+		return nil, err
+	}
+	if err := d.startCompute(); err != nil {
 		return nil, err
 	}
 	if err := d.api.Start(); err != nil {
@@ -200,6 +206,7 @@ func (d *Daemon) Close() error {
 			errs = append(errs, d.api.Shutdown(ctx))
 			cancel()
 		}
+		errs = append(errs, d.closeCompute())
 		errs = append(errs, d.closeChain())
 		if d.events != nil {
 			d.events.Close()

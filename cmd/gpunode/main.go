@@ -65,6 +65,8 @@ Settings are flags, GPUNODE_* environment variables or keys of DIR/config.toml.`
 		newStakeCmd(ledger.TxStake),
 		newStakeCmd(ledger.TxUnstake),
 		newChainCmd(),
+		newGPUsCmd(),
+		newRuntimesCmd(),
 	)
 	return root
 }
