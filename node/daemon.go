@@ -27,6 +27,7 @@ type DaemonConfig struct {
 	Roles          []Role
 	APIListen      string // default api.DefaultAddr (loopback)
 	APIAllowRemote bool   // allow a non-loopback APIListen
+	Data           DataConfig
 	Logger         *slog.Logger
 }
 
@@ -44,7 +45,10 @@ type Daemon struct {
 	blocks *storage.Blockstore
 	node   *Node
 	api    *api.Server
+	data   *dataService
 	chain  *consensus.Service // nil without a genesis file (chain.go)
+
+	compute *computeParts // node/compute.go
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop
@@ -71,9 +75,10 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 		events:   api.NewEvents(api.WithReplay(256), api.WithEventLogger(cfg.Logger)),
 		shutdown: make(chan struct{}),
 	}
+	self := d // `return nil, err` clears d before this runs
 	defer func() {
 		if err != nil {
-			_ = d.Close()
+			_ = self.Close()
 			d = nil
 		}
 	}()
@@ -119,7 +124,13 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	if d.data, err = startData(d); err != nil {
+		return nil, err
+	}
 	if err := d.startChain(); err != nil {
+		return nil, err
+	}
+	if err := d.startCompute(); err != nil {
 		return nil, err
 	}
 	if err := d.api.Start(); err != nil {
@@ -195,9 +206,13 @@ func (d *Daemon) Close() error {
 			errs = append(errs, d.api.Shutdown(ctx))
 			cancel()
 		}
+		errs = append(errs, d.closeCompute())
 		errs = append(errs, d.closeChain())
 		if d.events != nil {
 			d.events.Close()
+		}
+		if d.data != nil {
+			errs = append(errs, d.data.Close())
 		}
 		if d.node != nil {
 			errs = append(errs, d.node.Close())

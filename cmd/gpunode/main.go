@@ -58,6 +58,9 @@ Settings are flags, GPUNODE_* environment variables or keys of DIR/config.toml.`
 		newRunCmd(),
 		newStatusCmd(),
 		newDevnetCmd(),
+		newDataCmd(),
+		newGPUsCmd(),
+		newRuntimesCmd(),
 	)
 	return root
 }

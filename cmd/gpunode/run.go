@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/gpunode/gpunode/api"
 	"github.com/gpunode/gpunode/node"
@@ -55,6 +56,7 @@ as '_') and a key of <home>/config.toml.`,
 	f.Bool("disable-quic", false, "leave the QUIC transport out")
 	f.String("api-listen", api.DefaultAddr, "HTTP API address (loopback unless --api-allow-remote)")
 	f.Bool("api-allow-remote", false, "allow the API to listen on a non-loopback address")
+	f.Int64("data-serve-rate", 0, "bytes per second this node serves to other peers (0: no cap)")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -94,6 +96,7 @@ func daemonConfig(cmd *cobra.Command, home string) (node.DaemonConfig, error) {
 		Roles:          roles,
 		APIListen:      str("api-listen"),
 		APIAllowRemote: boolean("api-allow-remote"),
+		Data:           dataConfig(f),
 		Logger:         logger,
 	}, nil
 }
@@ -135,4 +138,9 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, cfg node.DaemonConfig) e
 	}
 	cfg.Logger.Info("stopped")
 	return nil
+}
+
+func dataConfig(f *pflag.FlagSet) node.DataConfig {
+	rate, _ := f.GetInt64("data-serve-rate")
+	return node.DataConfig{ServeRate: rate}
 }

@@ -1,0 +1,69 @@
+// Package exchange moves content-addressed blocks between peers: a libp2p
+// stream protocol to ask a peer for the blocks of a DAG under a root, a
+// fetcher that walks the DAG and pulls its blocks from several peers over
+// several streams at once, and root announcements on the DHT.
+//
+// # Wire
+//
+// The protocol is protocol.StreamProtocol(net, "exchange"). On a stream the
+// client writes requests and the server answers every wanted CID, in order,
+// with one response frame; the client pipelines requests so many blocks are
+// in flight on each stream. Every message is length-prefixed (uvarint)
+// deterministic CBOR with a hard limit checked before the body is read:
+//
+//	Request  {1: root CID, 2: [CID, ...]}              <= MaxRequestSize, <= MaxWants CIDs
+//	Response {1: status, 2: CID, 3: size, 4: message}  <= MaxHeaderSize
+//	         followed by size raw block bytes          <= MaxBlockSize
+//
+// Statuses: ok (block follows), not found (the server lacks it, or it is not
+// under the root), error (the server could not read it, e.g. corrupt on
+// disk), denied (the serving policy refuses this peer for this root; the
+// stream ends), bad request (malformed or over a limit; the stream ends).
+// Block bytes travel outside the CBOR so a megabyte block is read straight
+// into its buffer.
+//
+// # Serving
+//
+// New registers the handler. The server answers only for CIDs reachable from
+// the request's root in its own store, so an AllowFunc that grants a peer
+// one root (e.g. the parties of a lease) cannot be used to read another.
+//
+// # Fetching
+//
+// Fetch(ctx, root, peers) fetches the root, then the blocks its links name,
+// skipping blocks already in the store (a restarted fetch transfers only what
+// is missing). Each peer gets WithStreamsPerPeer streams with WithWindow
+// blocks requested ahead on each; a reader per stream hashes each block
+// piece by piece as it arrives (in the gaps between reads, on bytes still
+// in cache) and a second goroutine stores it, so the muxer's window keeps
+// draining and streams hash in parallel. Every block is checked against its CID
+// before it is kept (by the exchange, or by the store's Put with
+// WithStoreVerifies). A peer that sends a wrong block or breaks the
+// protocol is penalised (Penalty, WithBadPeerHook) and dropped, and its
+// blocks go to the other peers; a peer whose streams fail is dropped the
+// same way without penalty. Blocks are written to the store as they
+// arrive, so memory stays bounded by peers x streams x (window + 5) blocks
+// whatever the DAG size (about 26 MiB per peer with the defaults). WithProgress reports blocks and bytes, and with
+// WithContentSize the total content bytes, for a progress bar with an ETA.
+//
+// # Usage
+//
+// The node builds one Exchange over its block store:
+//
+//	ex, err := exchange.New(exchange.NewHost(h, net), bs, storage.Links,
+//		exchange.WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }),
+//		exchange.WithContentSize(func(_ cid.Cid, b []byte) (int64, bool) {
+//			n, err := storage.DecodeNode(b)
+//			if err != nil {
+//				return 0, false
+//			}
+//			return int64(n.Size), true
+//		}),
+//		exchange.WithAllow(policy))
+//
+// announces roots it holds with Announce(ctx, dht, root), and to get a root
+// finds holders with FindHolders(ctx, dht, root, self, n) (or takes the
+// peers of a lease) and calls ex.Fetch. The caller should pin the root (or
+// hold the store's GC) while fetching, so a GC does not collect fetched
+// blocks that are not pinned yet.
+package exchange
