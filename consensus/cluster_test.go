@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -250,16 +251,25 @@ func TestValidatorsCommitTransfers(t *testing.T) {
 	}
 }
 
+// e2e is set by `make e2e` (GPUNODE_E2E=1): the long variants.
+var e2e = os.Getenv("GPUNODE_E2E") != ""
+
 func TestFollowerCatchesUpByBlockSync(t *testing.T) {
+	late := uint64(6)
+	if e2e {
+		late = 1000
+	}
 	c := newCluster(t, 2, 5, 4)
 	for i := range 4 {
 		c.start(i)
 	}
 	vals := c.members[:4]
-	c.waitHeight(6, 60*time.Second, vals...)
-	f := c.start(4) // not a validator
+	c.waitHeight(late, time.Duration(late)*time.Second, vals...)
+	f := c.start(4) // not a validator, started late
+	began := time.Now()
 	top := vals[0].svc.Height() + 2
-	c.waitHeight(top, 60*time.Second, append(vals, f)...)
+	c.waitHeight(top, 60*time.Second+time.Duration(top)*100*time.Millisecond, append(vals, f)...)
+	t.Logf("follower caught up %d heights in %v", top, time.Since(began))
 	c.checkSameChain(top, append(vals, f)...)
 	f.mu.Lock()
 	n := len(f.sent)
@@ -278,7 +288,11 @@ func TestRestartedValidatorDoesNotDoubleSign(t *testing.T) {
 	c.waitHeight(3, 30*time.Second, vals...)
 	// Restart one validator several times at arbitrary points of a height.
 	m := vals[2]
-	for range 2 {
+	restarts := 2
+	if e2e {
+		restarts = 5
+	}
+	for range restarts {
 		if err := m.svc.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -123,8 +123,10 @@ type driver struct {
 	sent []bft.Message // every message the engine handed out for sending
 }
 
-func newDriver(t *testing.T) *driver {
-	keys := ledger.NewKeyring(rand.New(rand.NewPCG(7, 7)), 4)
+func newDriver(t *testing.T) *driver { return newDriverSeed(t, 7) }
+
+func newDriverSeed(t *testing.T, seed uint64) *driver {
+	keys := ledger.NewKeyring(rand.New(rand.NewPCG(seed, seed)), 4)
 	return &driver{t: t, keys: keys, g: keys.TestGenesis(testChain, 4, 1_000_000_000, 1_000_000), self: keys.IDs[0]}
 }
 
