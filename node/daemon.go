@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gpunode/gpunode/api"
+	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/internal/version"
 	"github.com/gpunode/gpunode/storage"
 )
@@ -45,6 +46,7 @@ type Daemon struct {
 	node   *Node
 	api    *api.Server
 	data   *dataService
+	chain  *consensus.Service // nil without a genesis file (chain.go)
 
 	compute *computeParts // node/compute.go
 
@@ -125,6 +127,9 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 	if d.data, err = startData(d); err != nil {
 		return nil, err
 	}
+	if err := d.startChain(); err != nil {
+		return nil, err
+	}
 	if err := d.startCompute(); err != nil {
 		return nil, err
 	}
@@ -202,6 +207,7 @@ func (d *Daemon) Close() error {
 			cancel()
 		}
 		errs = append(errs, d.closeCompute())
+		errs = append(errs, d.closeChain())
 		if d.events != nil {
 			d.events.Close()
 		}
