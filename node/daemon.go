@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gpunode/gpunode/api"
+	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/internal/version"
 	"github.com/gpunode/gpunode/storage"
 )
@@ -45,6 +46,9 @@ type Daemon struct {
 	node   *Node
 	api    *api.Server
 	data   *dataService
+	chain  *consensus.Service // nil without a genesis file (chain.go)
+
+	compute *computeParts // node/compute.go
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop
@@ -71,9 +75,10 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 		events:   api.NewEvents(api.WithReplay(256), api.WithEventLogger(cfg.Logger)),
 		shutdown: make(chan struct{}),
 	}
+	self := d // `return nil, err` clears d before this runs
 	defer func() {
 		if err != nil {
-			_ = d.Close()
+			_ = self.Close()
 			d = nil
 		}
 	}()
@@ -120,6 +125,12 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 		return nil, err
 	}
 	if d.data, err = startData(d); err != nil {
+		return nil, err
+	}
+	if err := d.startChain(); err != nil {
+		return nil, err
+	}
+	if err := d.startCompute(); err != nil {
 		return nil, err
 	}
 	if err := d.api.Start(); err != nil {
@@ -195,6 +206,8 @@ func (d *Daemon) Close() error {
 			errs = append(errs, d.api.Shutdown(ctx))
 			cancel()
 		}
+		errs = append(errs, d.closeCompute())
+		errs = append(errs, d.closeChain())
 		if d.events != nil {
 			d.events.Close()
 		}

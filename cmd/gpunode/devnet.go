@@ -40,7 +40,10 @@ func newDevnetCmd() *cobra.Command {
 		Short: "Run a whole local network (validators, providers, renters) on loopback",
 		Long: `devnet creates a data directory per node under --home (keys, configs), starts
 each node as its own ` + "`gpunode run`" + ` process on 127.0.0.1, bootstrapped from the
-first, waits until every node sees the others, and prints where each node is.
+first, waits until every node sees the others and the chain produces blocks on
+every node, and prints where each node is and the chain height. A new devnet
+gets a genesis (chain ID = network name, every node funded, validators bonded)
+in every node's home; providers then bond provider stake.
 Ctrl-C stops them all cleanly; running it again on the same --home resumes the
 same network with the same identities. Each node's log is <home>/<name>/gpunode.log.
 
@@ -113,6 +116,11 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 		n.PeerID = id.String()
 	}
 	progress("devnet %q: %d validators, %d providers, %d renters under %s", network, nv, np, nr, dir)
+	if fresh, err := ensureDevnetGenesis(nodes, network, time.Now()); err != nil {
+		return err
+	} else if fresh {
+		progress("wrote a new genesis (chain %s) into every node's home", network)
+	}
 
 	ctx := cmd.Context()
 	defer stopDevnet(nodes, progress)
@@ -150,8 +158,18 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 	if err := waitDevnetReady(ctx, nodes, want, readyTimeout); err != nil {
 		return err
 	}
+	progress("waiting for the chain to produce blocks on every node ...")
+	height, err := waitDevnetChain(ctx, nodes, readyTimeout)
+	if err != nil {
+		return err
+	}
+	if h, err := stakeDevnetProviders(ctx, nodes, progress); err != nil {
+		return err
+	} else if h > height {
+		height = h
+	}
 	if wantJSON(cmd) {
-		if err := printJSON(cmd, map[string]any{"network": network, "home": dir, "nodes": nodes}); err != nil {
+		if err := printJSON(cmd, map[string]any{"network": network, "home": dir, "nodes": nodes, "height": height}); err != nil {
 			return err
 		}
 	} else {
@@ -165,7 +183,7 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", n.Name, n.PeerID, addr, n.API, n.Home)
 		}
 		w.Flush()
-		fmt.Fprintf(out, "network is up: every node sees at least %d peers.\n", want)
+		fmt.Fprintf(out, "network is up: every node sees at least %d peers; chain %s at height %d.\n", want, network, height)
 	}
 	if scenario == "connect" {
 		return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gpunode/gpunode/compute/exec/wasm"
+	"github.com/gpunode/gpunode/consensus/ledger"
 	"github.com/gpunode/gpunode/internal/version"
 )
 
@@ -59,6 +60,13 @@ Settings are flags, GPUNODE_* environment variables or keys of DIR/config.toml.`
 		newStatusCmd(),
 		newDevnetCmd(),
 		newDataCmd(),
+		newGenesisCmd(),
+		newTransferCmd(),
+		newStakeCmd(ledger.TxStake),
+		newStakeCmd(ledger.TxUnstake),
+		newChainCmd(),
+		newGPUsCmd(),
+		newRuntimesCmd(),
 	)
 	return root
 }

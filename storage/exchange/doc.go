@@ -33,9 +33,10 @@
 // Fetch(ctx, root, peers) fetches the root, then the blocks its links name,
 // skipping blocks already in the store (a restarted fetch transfers only what
 // is missing). Each peer gets WithStreamsPerPeer streams with WithWindow
-// blocks requested ahead on each; a reader per stream keeps the muxer's
-// window draining while a second goroutine verifies and stores, so hashing
-// runs in parallel across streams. Every block is checked against its CID
+// blocks requested ahead on each; a reader per stream hashes each block
+// piece by piece as it arrives (in the gaps between reads, on bytes still
+// in cache) and a second goroutine stores it, so the muxer's window keeps
+// draining and streams hash in parallel. Every block is checked against its CID
 // before it is kept (by the exchange, or by the store's Put with
 // WithStoreVerifies). A peer that sends a wrong block or breaks the
 // protocol is penalised (Penalty, WithBadPeerHook) and dropped, and its

@@ -2,7 +2,9 @@ package exchange
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"github.com/gpunode/gpunode/protocol"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	mh "github.com/multiformats/go-multihash"
 )
 
 // Progress is a snapshot of a fetch, passed to the progress callback after
@@ -502,15 +505,16 @@ var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20+1<<10); r
 
 // received is a block read off a stream, waiting to be verified and stored.
 type received struct {
-	c   cid.Cid
-	buf *[]byte // from blockPool
+	c        cid.Cid
+	buf      *[]byte // from blockPool
+	verified bool    // hashed and checked while it was read
 }
 
 // stream runs one stream to p. A reader (this goroutine) keeps up to window
-// blocks requested and reads responses in order; a second goroutine
-// verifies and stores them. Splitting the two keeps the muxer's receive
-// window draining while a block is hashed, so the sender never waits on
-// our hashing, and hashing on several streams runs in parallel.
+// blocks requested, reads responses in order and hashes blocks as they
+// arrive (readBlock); a second goroutine stores them (and verifies those
+// the reader did not). Splitting the two keeps the muxer's receive window
+// draining while a block is written to the store.
 func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progressed bool, _ error) {
 	s, err := f.e.host.NewStream(ctx, p, ProtocolName)
 	if err != nil {
@@ -533,7 +537,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 				blockPool.Put(item.buf)
 				continue
 			}
-			if err := f.store(p, item.c, *item.buf); err != nil {
+			if err := f.store(p, item.c, *item.buf, item.verified); err != nil {
 				procErr = err
 				cancel()
 			} else {
@@ -556,10 +560,10 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 // is the peer's fault; a store failure ends the whole fetch. It runs under
 // the fetch's context, not the stream's: once a block has arrived, storing
 // it does not depend on the peer that sent it still being in use.
-func (f *fetch) store(p peer.ID, c cid.Cid, data []byte) error {
+func (f *fetch) store(p peer.ID, c cid.Cid, data []byte, verified bool) error {
 	ctx := f.ctx
 	isMismatch := f.e.cfg.putVerifies
-	if isMismatch == nil {
+	if isMismatch == nil && !verified {
 		if err := verify(c, data); err != nil {
 			return peerError{err: err, bad: true}
 		}
@@ -654,16 +658,48 @@ func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *open
 			*bp = make([]byte, resp.Size)
 		}
 		*bp = (*bp)[:resp.Size]
-		if _, err := io.ReadFull(r, *bp); err != nil {
+		verified, err := f.readBlock(r, want, *bp)
+		if err != nil {
 			blockPool.Put(bp)
-			return peerError{err: fmt.Errorf("read block %s: %w", want, noEOF(err))}
+			return err
 		}
 		requested = requested[1:]
 		select {
-		case work <- received{c: want, buf: bp}:
+		case work <- received{c: want, buf: bp, verified: verified}:
 		case <-ctx.Done():
 			blockPool.Put(bp)
 			return ctx.Err()
 		}
 	}
+}
+
+// readBlock reads a block's bytes into buf. Unless the store verifies on
+// Put, a sha2-256 block is hashed piece by piece as it arrives: the hash
+// runs in the gaps while the reader waits for data, on bytes still in the
+// cache, instead of as one long burst after the block is complete. It
+// reports whether the block was checked; a mismatch is the peer's fault.
+func (f *fetch) readBlock(r io.Reader, c cid.Cid, buf []byte) (verified bool, _ error) {
+	p := c.Prefix()
+	if f.e.cfg.putVerifies != nil || p.MhType != mh.SHA2_256 || p.MhLength != sha256.Size {
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return false, peerError{err: fmt.Errorf("read block %s: %w", c, noEOF(err))}
+		}
+		return false, nil
+	}
+	h := sha256.New()
+	for off := 0; off < len(buf); {
+		n, err := r.Read(buf[off:])
+		if n > 0 {
+			h.Write(buf[off : off+n])
+			off += n
+		}
+		if err != nil && off < len(buf) {
+			return false, peerError{err: fmt.Errorf("read block %s: %w", c, noEOF(err))}
+		}
+	}
+	dm, err := mh.Decode(c.Hash())
+	if err != nil || !bytes.Equal(h.Sum(nil), dm.Digest) {
+		return false, peerError{err: fmt.Errorf("%w: %s", ErrBadBlock, c), bad: true}
+	}
+	return true, nil
 }

@@ -1,26 +1,23 @@
+//go:build cgo
+
 package bench
 
 import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
-	"github.com/gpunode/gpunode/compute/exec"
+	cexec "github.com/gpunode/gpunode/compute/exec"
 	"github.com/gpunode/gpunode/compute/exec/exectest"
 	"github.com/gpunode/gpunode/compute/exec/wasm"
+	"github.com/gpunode/gpunode/examples/train/ckernel"
 	"github.com/gpunode/gpunode/examples/train/model"
 )
-
-// TestMain lets the wasm executor re-execute this test binary as its worker
-// process. It is the package's only TestMain: add setup for other benchmarks
-// here rather than a second one.
-func TestMain(m *testing.M) {
-	wasm.RunWorkerIfRequested()
-	os.Exit(m.Run())
-}
 
 // Training segment used by BenchmarkWasmTrain: large enough that the
 // arithmetic, not module start-up, dominates.
@@ -30,21 +27,32 @@ const (
 	trainEpochs = 10
 )
 
-// BenchmarkWasmTrain runs one training segment natively and as the wasip1
-// build of examples/train under the wasm executor, checks both give the
-// same weights bytes, and reports:
+// BenchmarkWasmTrain runs one training segment natively and under the wasm
+// executor, from the same source each time, checks that every run gives
+// the same weights bytes, and reports:
 //
-//	wasm/native        wasm time over native time for the segment (target <= 1.5)
-//	native-ms, wasm-ms per-segment times (wasm includes inputs, start-up, outputs)
-//	compile-ms         compiling the module with an empty disk cache
-//	cached-compile-ms  compiling it again in a fresh executor from the disk cache
+//	wasm/native        the C kernel (examples/train/ckernel): train-c.wasm
+//	                   built by clang over native cgo (target <= 1.5)
+//	native-ms, wasm-ms its per-segment times (wasm includes inputs, start-up
+//	                   and outputs, as a provider's segment does)
+//	startup-ms         the same wasm run with 0 epochs: everything but the loop
+//	go-wasm/native     the Go example (examples/train) as GOOS=wasip1 over
+//	                   native Go; go-native-ms, go-wasm-ms its times
+//	compile-ms         compiling train-c.wasm with an empty disk cache
+//	cached-compile-ms  compiling it again in a fresh executor from the cache
+//	go-compile-ms, go-cached-compile-ms the same for the Go module
+//
+// All four runs (C and Go, native and wasm) must give identical bytes: the
+// C kernel is the Go algorithm operation for operation.
 func BenchmarkWasmTrain(b *testing.B) {
-	modPath := exectest.Build(b, "github.com/gpunode/gpunode/examples/train", "wasip1", "wasm")
+	goModPath := exectest.Build(b, "github.com/gpunode/gpunode/examples/train", "wasip1", "wasm")
 	defer exectest.Cleanup()
-	module, err := os.ReadFile(modPath)
+	goMod, err := os.ReadFile(goModPath)
 	if err != nil {
 		b.Fatal(err)
 	}
+	cMod := buildCKernel(b)
+
 	task, err := model.NewTask(1, trainDim)
 	if err != nil {
 		b.Fatal(err)
@@ -55,8 +63,7 @@ func BenchmarkWasmTrain(b *testing.B) {
 	cfg := model.Config{Epochs: trainEpochs, LR: model.DefaultConfig.LR, BatchSize: model.DefaultConfig.BatchSize}
 
 	// Cold and cached compilation, each in a fresh executor (fresh runtime).
-	cacheDir := b.TempDir()
-	compile := func() time.Duration {
+	compile := func(cacheDir string, module []byte) time.Duration {
 		e, err := wasm.New(wasm.WithCacheDir(cacheDir), wasm.WithWorkDir(b.TempDir()))
 		if err != nil {
 			b.Fatal(err)
@@ -68,23 +75,23 @@ func BenchmarkWasmTrain(b *testing.B) {
 		}
 		return d
 	}
-	cold := compile()
-	cached := compile()
+	cacheDir := b.TempDir()
+	cold, cached := compile(cacheDir, cMod), compile(cacheDir, cMod)
+	goCold, goCached := compile(cacheDir, goMod), compile(cacheDir, goMod)
 
 	e, err := wasm.New(wasm.WithCacheDir(cacheDir), wasm.WithWorkDir(b.TempDir()))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer e.Close(context.Background())
-	runWasm := func() []byte {
+	runWasm := func(module []byte, args ...string) []byte {
 		out := b.TempDir()
-		res, err := e.Run(context.Background(), exec.Spec{
-			Program: exec.Bytes(module),
-			Args: []string{"step", "-weights", "w.bin", "-shard-file", "s.bin", "-out", "w.bin",
-				"-epochs", itoa(trainEpochs)},
-			Inputs:    map[string]exec.Source{"w.bin": exec.Bytes(weightsBytes), "s.bin": exec.Bytes(shardBytes)},
+		res, err := e.Run(context.Background(), cexec.Spec{
+			Program:   cexec.Bytes(module),
+			Args:      args,
+			Inputs:    map[string]cexec.Source{"w.bin": cexec.Bytes(weightsBytes), "s.bin": cexec.Bytes(shardBytes)},
 			OutputDir: out,
-			Limits:    exec.Limits{WallTime: 10 * time.Minute},
+			Limits:    cexec.Limits{WallTime: 10 * time.Minute},
 		})
 		if err != nil {
 			b.Fatalf("wasm run: %v\n%s", err, res.Stderr)
@@ -95,7 +102,16 @@ func BenchmarkWasmTrain(b *testing.B) {
 		}
 		return got
 	}
-	runNative := func() []byte {
+	runCWasm := func(epochs int) []byte {
+		return runWasm(cMod, wasm.InputDir+"/w.bin", wasm.InputDir+"/s.bin", wasm.OutputDir+"/w.bin",
+			strconv.Itoa(epochs), strconv.FormatFloat(cfg.LR, 'g', -1, 64), strconv.Itoa(cfg.BatchSize))
+	}
+	runGoWasm := func() []byte {
+		return runWasm(goMod, "step", "-weights", "w.bin", "-shard-file", "s.bin", "-out", "w.bin",
+			"-epochs", strconv.Itoa(trainEpochs))
+	}
+	// Native runs decode and encode too, as the wasm programs do.
+	runNative := func(train func(model.Weights, model.Shard, model.Config) (model.Weights, error)) []byte {
 		w, err := model.DecodeWeights(weightsBytes)
 		if err != nil {
 			b.Fatal(err)
@@ -104,46 +120,73 @@ func BenchmarkWasmTrain(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		w2, err := model.Train(w, s, cfg)
+		w2, err := train(w, s, cfg)
 		if err != nil {
 			b.Fatal(err)
 		}
 		return model.EncodeWeights(w2)
 	}
-	runWasm() // instantiate once so the loop measures warm runs, as a provider's segments are
+	// Instantiate once so the loop measures warm runs, as a provider's
+	// segments are.
+	runCWasm(trainEpochs)
+	runGoWasm()
 
-	var nativeT, wasmT time.Duration
+	var cNat, cWasm, startup, goNat, goWasm time.Duration
+	timed := func(d *time.Duration, f func() []byte) []byte {
+		t0 := time.Now()
+		out := f()
+		*d += time.Since(t0)
+		return out
+	}
 	b.ResetTimer()
 	for range b.N {
-		t0 := time.Now()
-		nat := runNative()
-		t1 := time.Now()
-		was := runWasm()
-		t2 := time.Now()
-		nativeT += t1.Sub(t0)
-		wasmT += t2.Sub(t1)
-		if !bytes.Equal(nat, was) {
-			b.Fatal("native and wasm weights differ")
+		results := [][]byte{
+			timed(&cNat, func() []byte { return runNative(ckernel.Train) }),
+			timed(&cWasm, func() []byte { return runCWasm(trainEpochs) }),
+			timed(&goNat, func() []byte { return runNative(model.Train) }),
+			timed(&goWasm, runGoWasm),
+		}
+		for i, r := range results[1:] {
+			if !bytes.Equal(r, results[0]) {
+				b.Fatalf("run %d (of C native, C wasm, Go native, Go wasm) gives other weights than C native", i+1)
+			}
+		}
+		if got := timed(&startup, func() []byte { return runCWasm(0) }); !bytes.Equal(got, weightsBytes) {
+			b.Fatal("0 epochs changed the weights")
 		}
 	}
-	b.ReportMetric(float64(wasmT)/float64(nativeT), "wasm/native")
-	b.ReportMetric(ms(nativeT)/float64(b.N), "native-ms")
-	b.ReportMetric(ms(wasmT)/float64(b.N), "wasm-ms")
+	n := float64(b.N)
+	b.ReportMetric(float64(cWasm)/float64(cNat), "wasm/native")
+	b.ReportMetric(ms(cNat)/n, "native-ms")
+	b.ReportMetric(ms(cWasm)/n, "wasm-ms")
+	b.ReportMetric(ms(startup)/n, "startup-ms")
+	b.ReportMetric(float64(goWasm)/float64(goNat), "go-wasm/native")
+	b.ReportMetric(ms(goNat)/n, "go-native-ms")
+	b.ReportMetric(ms(goWasm)/n, "go-wasm-ms")
 	b.ReportMetric(ms(cold), "compile-ms")
 	b.ReportMetric(ms(cached), "cached-compile-ms")
+	b.ReportMetric(ms(goCold), "go-compile-ms")
+	b.ReportMetric(ms(goCached), "go-cached-compile-ms")
+}
+
+// buildCKernel builds train-c.wasm from source through the Makefile's
+// train-c-wasm rule (clang, see `make deps`). Without clang it falls back
+// to the committed build, and says so.
+func buildCKernel(b *testing.B) []byte {
+	out := filepath.Join(b.TempDir(), "train-c.wasm")
+	cmd := exec.Command("make", "-s", "-C", filepath.Join("..", ".."), "train-c-wasm", "TRAIN_C_WASM="+out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Logf("building train-c.wasm from source failed (run `make deps`); using the committed build: %v\n%s", err, msg)
+		return ckernel.Module
+	}
+	mod, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !bytes.Equal(mod, ckernel.Module) {
+		b.Logf("the committed examples/train/ckernel/train-c.wasm differs from a fresh build: run `make train-c-wasm`")
+	}
+	return mod
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var buf [20]byte
-	i := len(buf)
-	for ; n > 0; n /= 10 {
-		i--
-		buf[i] = byte('0' + n%10)
-	}
-	return string(buf[i:])
-}

@@ -1,0 +1,105 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/gpunode/gpunode/consensus"
+	"github.com/gpunode/gpunode/consensus/ledger"
+	"github.com/gpunode/gpunode/protocol"
+)
+
+// GenesisFileName is the chain's genesis file in the home directory.
+const GenesisFileName = "genesis.json"
+
+// GenesisFile is <home>/genesis.json.
+func (h Home) GenesisFile() string { return filepath.Join(string(h), GenesisFileName) }
+
+// ChainNetwork adapts n to what the consensus Service needs.
+func ChainNetwork(n *Node) consensus.Network { return chainNet{n} }
+
+type chainNet struct{ *Node }
+
+func (c chainNet) Join(name string, v consensus.Validator) (consensus.Topic, error) {
+	t, err := c.JoinTopic(name, func(ctx context.Context, from peer.ID, env *protocol.Envelope) Verdict {
+		switch v(ctx, from, env) {
+		case consensus.Accept:
+			return Accept
+		case consensus.Ignore:
+			return Ignore
+		}
+		return Reject
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub, err := t.Subscribe()
+	if err != nil {
+		_ = t.Close()
+		return nil, err
+	}
+	return chainTopic{t, sub}, nil
+}
+
+type chainTopic struct {
+	*Topic
+	sub *Subscription
+}
+
+func (c chainTopic) Next(ctx context.Context) (*consensus.Received, error) {
+	r, err := c.sub.Next(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &consensus.Received{Envelope: r.Envelope, From: r.From, Local: r.Local}, nil
+}
+
+// startChain starts the consensus service when the home holds a genesis
+// file, and adds its API endpoints; without one the daemon runs without a
+// chain and says so.
+func (d *Daemon) startChain() error {
+	path := d.cfg.Home.GenesisFile()
+	g, err := ledger.Load(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		d.log.Info("no genesis file: running without the chain service", "path", path)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("node: chain: %w", err)
+	}
+	if g.ChainID != d.node.ChainID() {
+		return fmt.Errorf("node: chain: genesis chain ID %q, node configured for %q", g.ChainID, d.node.ChainID())
+	}
+	svc, err := consensus.New(consensus.Config{
+		Genesis: g, Key: d.node.Key(), KV: consensus.NewKV(d.db), Network: ChainNetwork(d.node),
+		Events: d.events, Logger: d.log.With("subsystem", "consensus"),
+	})
+	if err != nil {
+		return fmt.Errorf("node: chain: %w", err)
+	}
+	if err := consensus.RegisterAPI(d.api, svc); err != nil {
+		return err
+	}
+	if err := svc.Start(); err != nil {
+		_ = svc.Close()
+		return fmt.Errorf("node: chain: %w", err)
+	}
+	d.chain = svc
+	d.log.Info("chain service started", "chain", g.ChainID, "height", svc.Height())
+	return nil
+}
+
+// Chain is the consensus service, or nil when the node runs without one.
+func (d *Daemon) Chain() *consensus.Service { return d.chain }
+
+func (d *Daemon) closeChain() error {
+	if d.chain == nil {
+		return nil
+	}
+	return d.chain.Close()
+}
