@@ -8,19 +8,20 @@ import (
 	"github.com/gpunode/gpunode/protocol"
 )
 
-// ToLedger converts a bft equivocation into the ledger's Evidence: A and B
-// are the protocol encodings of the two votes (Type is the vote type) or
-// of the two proposals (Type 0), in the canonical order bft put them in.
+// ToLedger converts a bft equivocation into the ledger's Evidence in the
+// consensus Service's format (consensus.EvidenceVerifier checks it): A and
+// B are the protocol encodings of the two bft.Messages, in the canonical
+// order bft put them in; Type is the vote type, or 0 for proposals.
 func ToLedger(ev bft.Evidence) (ledger.Evidence, error) {
 	out := ledger.Evidence{Validator: ev.Offender(), Height: ev.Height()}
-	var a, b any
+	var a, b bft.Message
 	switch {
 	case ev.VoteA != nil && ev.VoteB != nil:
 		out.Round, out.Type = ev.VoteA.Round, uint8(ev.VoteA.Type)
-		a, b = ev.VoteA, ev.VoteB
+		a, b = bft.Message{Vote: ev.VoteA}, bft.Message{Vote: ev.VoteB}
 	case ev.ProposalA != nil && ev.ProposalB != nil:
 		out.Round = ev.ProposalA.Round
-		a, b = ev.ProposalA, ev.ProposalB
+		a, b = bft.Message{Proposal: ev.ProposalA}, bft.Message{Proposal: ev.ProposalB}
 	default:
 		return ledger.Evidence{}, fmt.Errorf("%w: need a pair of votes or proposals", bft.ErrInvalidEvidence)
 	}
@@ -39,44 +40,38 @@ func ToLedger(ev bft.Evidence) (ledger.Evidence, error) {
 // not check signatures.
 func FromLedger(ev *ledger.Evidence) (bft.Evidence, error) {
 	var out bft.Evidence
-	if ev.Type == 0 {
-		var a, b bft.Proposal
-		if err := protocol.Unmarshal(ev.A, &a); err != nil {
-			return out, fmt.Errorf("%w: proposal A: %w", ledger.ErrBadEvidence, err)
-		}
-		if err := protocol.Unmarshal(ev.B, &b); err != nil {
-			return out, fmt.Errorf("%w: proposal B: %w", ledger.ErrBadEvidence, err)
-		}
-		out.ProposalA, out.ProposalB = &a, &b
-	} else {
-		var a, b bft.Vote
-		if err := protocol.Unmarshal(ev.A, &a); err != nil {
-			return out, fmt.Errorf("%w: vote A: %w", ledger.ErrBadEvidence, err)
-		}
-		if err := protocol.Unmarshal(ev.B, &b); err != nil {
-			return out, fmt.Errorf("%w: vote B: %w", ledger.ErrBadEvidence, err)
-		}
-		if uint8(a.Type) != ev.Type {
-			return out, fmt.Errorf("%w: vote type %d, evidence says %d", ledger.ErrBadEvidence, a.Type, ev.Type)
-		}
-		out.VoteA, out.VoteB = &a, &b
+	var a, b bft.Message
+	if err := protocol.Unmarshal(ev.A, &a); err != nil {
+		return out, fmt.Errorf("%w: message A: %w", ledger.ErrBadEvidence, err)
 	}
-	var round int32
-	if out.VoteA != nil {
-		round = out.VoteA.Round
-	} else {
-		round = out.ProposalA.Round
+	if err := protocol.Unmarshal(ev.B, &b); err != nil {
+		return out, fmt.Errorf("%w: message B: %w", ledger.ErrBadEvidence, err)
 	}
-	if out.Offender() != ev.Validator || out.Height() != ev.Height || round != ev.Round {
+	switch {
+	case a.Vote != nil && b.Vote != nil && a.Proposal == nil && b.Proposal == nil:
+		if uint8(a.Vote.Type) != ev.Type {
+			return out, fmt.Errorf("%w: vote type %d, evidence says %d", ledger.ErrBadEvidence, a.Vote.Type, ev.Type)
+		}
+		out.VoteA, out.VoteB = a.Vote, b.Vote
+	case a.Proposal != nil && b.Proposal != nil && a.Vote == nil && b.Vote == nil:
+		if ev.Type != 0 {
+			return out, fmt.Errorf("%w: type %d for proposals", ledger.ErrBadEvidence, ev.Type)
+		}
+		out.ProposalA, out.ProposalB = a.Proposal, b.Proposal
+	default:
+		return out, fmt.Errorf("%w: need two votes or two proposals", ledger.ErrBadEvidence)
+	}
+	if out.Offender() != ev.Validator || out.Height() != ev.Height || a.Round() != ev.Round {
 		return out, fmt.Errorf("%w: messages are by %s at %d/%d, evidence says %s at %d/%d",
-			ledger.ErrBadEvidence, out.Offender(), out.Height(), round, ev.Validator, ev.Height, ev.Round)
+			ledger.ErrBadEvidence, out.Offender(), out.Height(), a.Round(), ev.Validator, ev.Height, ev.Round)
 	}
 	return out, nil
 }
 
 // EvidenceVerifier is the ledger.EvidenceVerifier for bft equivocations
-// (see ToLedger): the two messages must be a valid bft.Evidence against the
-// offence height's validator set. The consensus Service can use it as is.
+// (see ToLedger) with a pluggable signature check: the simulator's fast
+// signatures need it. With Ed25519 it accepts what consensus.EvidenceVerifier
+// accepts; runs with Ed25519 signatures use that one.
 type EvidenceVerifier struct {
 	// Verify checks Ed25519 signatures; nil means ed25519.Verify.
 	Verify bft.SigVerifier

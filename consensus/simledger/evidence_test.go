@@ -4,7 +4,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/consensus/bft"
+	"github.com/gpunode/gpunode/consensus/bft/sim"
 	"github.com/gpunode/gpunode/consensus/ledger"
 	"github.com/gpunode/gpunode/protocol"
 )
@@ -18,7 +20,7 @@ func byzantineRun(t *testing.T, real bool) (*world, ledger.Evidence) {
 		t.Fatalf("scenario 4 is %s", sc.Name)
 	}
 	for seed := uint64(0); seed < 64; seed++ {
-		if real != (seed%16 == 0) { // sim.RealCryptoEvery
+		if real != (seed%sim.RealCryptoEvery == 0) {
 			continue
 		}
 		rep, w, err := run(sc, seed, nil)
@@ -87,9 +89,19 @@ func proposeApply(t *testing.T, w *world, st *ledger.State, evs ...ledger.Eviden
 // TestEvidenceFromSimulator: an equivocation the simulator's Byzantine
 // validator made and an honest machine reported slashes once on a fresh
 // chain, and invalid, duplicate and expired versions of it are rejected.
+// With Ed25519 signatures the ledger uses consensus.EvidenceVerifier.
 func TestEvidenceFromSimulator(t *testing.T) {
 	for _, real := range []bool{false, true} {
 		w, ev := byzantineRun(t, real)
+		if real {
+			vals, err := ledger.ValidatorSet(w.genesis, ev.Height)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := (consensus.EvidenceVerifier{}).VerifyEvidence(sim.ChainID, &ev, vals); err != nil {
+				t.Fatalf("consensus.EvidenceVerifier rejects the simulator's evidence: %v", err)
+			}
+		}
 		st := chainTo(t, w, w.genesis, ev.Height)
 
 		// Propose takes it; a hand-made block with it applies and slashes.
@@ -162,23 +174,16 @@ func TestEvidenceFromSimulator(t *testing.T) {
 // flipSignature returns ev.A with one signature bit flipped.
 func flipSignature(t *testing.T, ev ledger.Evidence) []byte {
 	t.Helper()
-	var raw []byte
-	var err error
-	if ev.Type == 0 {
-		var p bft.Proposal
-		if err := protocol.Unmarshal(ev.A, &p); err != nil {
-			t.Fatal(err)
-		}
-		p.Signature[0] ^= 1
-		raw, err = protocol.Marshal(&p)
-	} else {
-		var v bft.Vote
-		if err := protocol.Unmarshal(ev.A, &v); err != nil {
-			t.Fatal(err)
-		}
-		v.Signature[0] ^= 1
-		raw, err = protocol.Marshal(&v)
+	var m bft.Message
+	if err := protocol.Unmarshal(ev.A, &m); err != nil {
+		t.Fatal(err)
 	}
+	if m.Vote != nil {
+		m.Vote.Signature[0] ^= 1
+	} else {
+		m.Proposal.Signature[0] ^= 1
+	}
+	raw, err := protocol.Marshal(m)
 	if err != nil {
 		t.Fatal(err)
 	}
