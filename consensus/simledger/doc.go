@@ -29,7 +29,7 @@
 //
 // # Running
 //
-//	go test ./consensus/simledger                          # 80 seeds over Scenarios()
+//	go test ./consensus/simledger                          # 64 seeds over Scenarios()
 //	go test ./consensus/simledger -sim.seeds=5000          # more (GPUNODE_E2E=1: 20,000)
 //	go test ./consensus/simledger -run TestSimLedger -simledger.scenario byzantine-4 -seed 17 -v
 //

@@ -15,7 +15,7 @@ import (
 
 var (
 	seedFlag     = flag.Int64("seed", -1, "replay this one seed (with -simledger.scenario) and print its trace")
-	seedsFlag    = flag.Int("sim.seeds", 80, "number of seeds across all scenarios (GPUNODE_E2E=1: 20,000)")
+	seedsFlag    = flag.Int("sim.seeds", 64, "number of seeds across all scenarios (GPUNODE_E2E=1: 20,000)")
 	scenarioFlag = flag.String("simledger.scenario", "", "run only the scenario with this name")
 	firstFlag    = flag.Uint64("sim.first", 0, "first seed of the range")
 )
