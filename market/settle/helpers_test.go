@@ -34,8 +34,8 @@ const (
 	startBal   = 1_000_000
 	provStake  = 5_000
 	slashAmt   = 700
-	challenge  = 3
-	deadlineS  = 4 // spec deadline seconds = blocks at 1 s blocks
+	challenge  = 6
+	deadlineS  = 10 // spec deadline seconds = blocks at 1 s blocks
 	validator0 = 0
 )
 
@@ -47,7 +47,7 @@ func newFixture(t testing.TB, nProvs int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Params{ChallengeWindow: challenge, BlockTimeMs: 1000, SlashAmount: slashAmt, ExpiryGraceMs: 30_000}
+	p := Params{ChallengeWindow: challenge, BlockTimeMs: 1000, SlashAmount: slashAmt, ExpiryGraceMs: 2_000}
 	opts, err := Options(p)
 	if err != nil {
 		t.Fatal(err)
