@@ -104,7 +104,8 @@ func TestLifeCycle(t *testing.T) {
 // failed, and its segment is re-auctioned to another provider.
 func TestMissedDeadline(t *testing.T) {
 	f := newFixture(t, 2)
-	slow, fast := f.provs[0], f.provs[1]
+	// slow sorts first, so only reputation can make fast win a price tie.
+	slow, fast := min(f.provs[0], f.provs[1]), max(f.provs[0], f.provs[1])
 	s := spec(2, 100, "replicate:1")
 	id := jobID(t, s)
 	f.mustOK(f.block(f.tx(f.renter, TxOpenJob, OpenJob{Spec: s, Deposit: 200})))
@@ -144,9 +145,10 @@ func TestMissedDeadline(t *testing.T) {
 		t.Fatalf("segment 0 is %s", j.Segments[0].State)
 	}
 
-	// The old bid cannot be reused; a fresh one from another provider can.
+	// The old bid cannot be reused. With fresh bids at one price, the
+	// provider with the better on-chain reputation wins.
 	f.expectFail(f.renter, f.tx(f.renter, TxAwardLease, AwardLease{Job: id, Bids: [][]byte{oldBid}}), ErrBidUsed, id)
-	f.mustOK(f.block(f.tx(f.renter, TxAwardLease, AwardLease{Job: id, Bids: [][]byte{f.bid(fast, id, 90, 5, 1)}})))
+	f.mustOK(f.block(f.tx(f.renter, TxAwardLease, AwardLease{Job: id, Bids: [][]byte{f.bid(slow, id, 90, 5, 2), f.bid(fast, id, 90, 5, 1)}})))
 	if l := f.job(id).Segments[1].Leases; len(l) != 1 || l[0].Provider != fast {
 		t.Fatalf("re-auction leases %+v", l)
 	}

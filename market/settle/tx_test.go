@@ -239,3 +239,28 @@ func TestCancelJob(t *testing.T) {
 		t.Fatalf("provider 0 reputation %+v", r)
 	}
 }
+
+func TestParams(t *testing.T) {
+	if _, err := Options(Params{BlockTimeMs: 0}); err == nil {
+		t.Error("zero block time accepted")
+	}
+	if _, err := Options(Params{BlockTimeMs: 1000, ExpiryGraceMs: -1}); err == nil {
+		t.Error("negative grace accepted")
+	}
+	for _, tc := range []struct {
+		blockMs uint64
+		sec     uint32
+		want    uint64
+	}{{1000, 10, 10}, {3000, 10, 4}, {3000, 9, 3}, {60_000, 1, 1}} {
+		if got := (Params{BlockTimeMs: tc.blockMs}).deadlineBlocks(tc.sec); got != tc.want {
+			t.Errorf("deadlineBlocks(%d s at %d ms) = %d, want %d", tc.sec, tc.blockMs, got, tc.want)
+		}
+	}
+	opts, err := Options(DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledger.New(append(opts, opts[0])...); err == nil {
+		t.Error("a market tx type registered twice")
+	}
+}
