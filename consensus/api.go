@@ -54,6 +54,10 @@ type ChainStatus struct {
 	Validator  bool   `json:"validator"` // in the set of the height being decided
 	Validators int    `json:"validators"`
 	Mempool    int    `json:"mempool"`
+	// Invariant is "ok" when the supply invariant (balances + stakes +
+	// unbonding + escrow == genesis supply + minted - burned) and every
+	// incremental state hash check out on the latest state, else the error.
+	Invariant string `json:"invariant"`
 }
 
 // BlockInfo answers GET /chain/blocks/{height}.
@@ -184,6 +188,10 @@ func (s *Service) apiStatus(*http.Request, struct{}) (ChainStatus, error) {
 	}
 	last := st.LastBlockHash()
 	out.BlockHash, out.StateHash = hex.EncodeToString(last[:]), st.HashHex()
+	out.Invariant = "ok"
+	if err := ledger.CheckInvariant(st); err != nil {
+		out.Invariant = err.Error()
+	}
 	if v.vals != nil {
 		_, out.Validator = v.vals.Get(s.self.String())
 		out.Validator = out.Validator && !s.cfg.Follower

@@ -289,6 +289,7 @@ func printChainStatus(w *tabwriter.Writer, s *consensus.ChainStatus) {
 	fmt.Fprintf(w, "this node:\t%s (%s)\n", s.PeerID, role)
 	fmt.Fprintf(w, "validators:\t%d\n", s.Validators)
 	fmt.Fprintf(w, "mempool:\t%d txs\n", s.Mempool)
+	fmt.Fprintf(w, "supply invariant:\t%s\n", s.Invariant)
 }
 
 func printBlock(w *tabwriter.Writer, b *consensus.BlockInfo) {

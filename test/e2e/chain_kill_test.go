@@ -152,6 +152,11 @@ func TestChainKillNineAndCatchUp(t *testing.T) {
 			t.Fatalf("%s differs at height %d: %s vs %s", home, top, got.Hash, want.Hash)
 		}
 	}
+	for _, home := range homes {
+		if st, ok := chainStatus(t, home); !ok || st.Invariant != "ok" {
+			t.Fatalf("%s: supply invariant after the kill loop: %q (status ok=%v)", home, st.Invariant, ok)
+		}
+	}
 	for _, id := range txIDs {
 		var ti consensus.TxInfo
 		if err := cl0.Do(context.Background(), http.MethodGet, "/chain/txs/"+id, nil, &ti); err != nil || ti.Status != "committed" {
