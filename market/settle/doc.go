@@ -8,8 +8,11 @@
 // Like the ledger it is pure and deterministic: it reads only the tx, the
 // block header and the state, and keeps its records as ledger extension
 // records (in the state hash) under "market/": "market/job/<cid>" (a Job),
-// "market/rep/<peer>" (a Reputation) and "market/due/<height>" (the jobs the
-// hook examines at that height, so the hook never scans the state).
+// "market/seg/<cid>/<index>" (a Segment; none while the segment is open),
+// "market/rep/<peer>" (a Reputation) and "market/due/<height>" (the
+// segments the hook examines at that height, so it never scans the state).
+// A tx on one segment reads and writes that segment's record and the job
+// header only (BenchmarkSubmitResult: one submit on a 10,000-segment job).
 // Deposits sit in the ledger escrow "job/<cid>" and count in the supply
 // invariant.
 //
@@ -74,7 +77,7 @@
 // Spot checks (spotcheck:p) are likewise not yet drawn: such segments are
 // verified on their single result.
 //
-// A job is one record rewritten by every tx that touches it, so a job of
-// many thousands of segments makes each of its txs cost in proportion to
-// its size.
+// An award naming no segments, a cancel and a job's close visit every
+// segment index of the job (a read each), so they cost in proportion to
+// the job's segment count.
 package settle

@@ -209,6 +209,10 @@ func (f *fixture) snapshot(jobs ...protocol.CID) string {
 	for _, j := range jobs {
 		r, _ := f.st.Ext(jobKey(j.String()))
 		fmt.Fprintf(&b, "job %s %d %x\n", j, f.st.Escrow(EscrowID(j)), r)
+		for i := range uint32(16) {
+			r, _ := f.st.Ext(segKey(j.String(), i))
+			fmt.Fprintf(&b, "seg %d %x\n", i, r)
+		}
 	}
 	for h := range uint64(200) {
 		r, _ := f.st.Ext(dueKey(h))

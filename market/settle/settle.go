@@ -90,6 +90,33 @@ func saveJob(c *ledger.TxContext, id string, j *Job) error {
 	return nil
 }
 
+// loadSeg reads segment i of job id; an absent record is an open segment.
+func loadSeg(c *ledger.TxContext, id string, i uint32) (Segment, error) {
+	var s Segment
+	b, ok := c.Ext(segKey(id, i))
+	if !ok {
+		return s, nil
+	}
+	if err := protocol.Unmarshal(b, &s); err != nil {
+		return s, fmt.Errorf("%w: %w", ErrBadRecord, err)
+	}
+	return s, nil
+}
+
+// saveSeg writes segment i of job id; an open segment has no record.
+func saveSeg(c *ledger.TxContext, id string, i uint32, s Segment) error {
+	if s.State == SegOpen && len(s.Leases) == 0 {
+		c.DeleteExt(segKey(id, i))
+		return nil
+	}
+	b, err := protocol.Marshal(s)
+	if err != nil {
+		return err
+	}
+	c.SetExt(segKey(id, i), b)
+	return nil
+}
+
 func loadRep(c *ledger.TxContext, p string) (Reputation, error) {
 	var r Reputation
 	b, ok := c.Ext(repKey(p))
@@ -116,19 +143,17 @@ func updateRep(c *ledger.TxContext, p string, f func(*Reputation)) error {
 	return nil
 }
 
-// schedule makes the end-block hook of height h examine job.
-func schedule(c *ledger.TxContext, h uint64, job string) error {
+// schedule makes the end-block hook of height h examine segments of job.
+func schedule(c *ledger.TxContext, h uint64, job string, segs ...uint32) error {
 	var d due
 	if b, ok := c.Ext(dueKey(h)); ok {
 		if err := protocol.Unmarshal(b, &d); err != nil {
 			return fmt.Errorf("%w: %w", ErrBadRecord, err)
 		}
 	}
-	i, found := slices.BinarySearch(d.Jobs, job)
-	if found {
-		return nil
+	for _, s := range segs {
+		d.Refs = append(d.Refs, dueRef{job, s})
 	}
-	d.Jobs = slices.Insert(d.Jobs, i, job)
 	b, err := protocol.Marshal(d)
 	if err != nil {
 		return err
@@ -159,7 +184,7 @@ func (m *machine) openJob(c *ledger.TxContext, body []byte) error {
 	if err := c.Lock(c.Sender, EscrowID(cid), o.Deposit); err != nil {
 		return err
 	}
-	j := &Job{Renter: c.Sender, Spec: o.Spec, Opened: c.Height(), Deposit: o.Deposit, Segments: make([]Segment, o.Spec.Segments)}
+	j := &Job{Renter: c.Sender, Spec: o.Spec, Opened: c.Height(), Deposit: o.Deposit, Unsettled: o.Spec.Segments}
 	if err := saveJob(c, id, j); err != nil {
 		return err
 	}
@@ -222,9 +247,9 @@ func (m *machine) awardLease(c *ledger.TxContext, body []byte) error {
 	}
 	segs := a.Segments
 	if len(segs) == 0 {
-		for i, s := range j.Segments {
-			if s.State == SegOpen {
-				segs = append(segs, uint32(i))
+		for i := range j.Spec.Segments {
+			if _, taken := c.Ext(segKey(id, i)); !taken {
+				segs = append(segs, i)
 			}
 		}
 		if len(segs) == 0 {
@@ -235,8 +260,10 @@ func (m *machine) awardLease(c *ledger.TxContext, body []byte) error {
 		if s >= j.Spec.Segments {
 			return fmt.Errorf("%w: %d of %d", ErrBadSegment, s, j.Spec.Segments)
 		}
-		if st := j.Segments[s].State; st != SegOpen {
-			return fmt.Errorf("%w: segment %d is %s", ErrSegmentTaken, s, st)
+		if st, err := loadSeg(c, id, s); err != nil {
+			return err
+		} else if st.State != SegOpen {
+			return fmt.Errorf("%w: segment %d is %s", ErrSegmentTaken, s, st.State)
 		}
 	}
 	cands := make([]market.Candidate, 0, len(a.Bids))
@@ -266,7 +293,7 @@ func (m *machine) awardLease(c *ledger.TxContext, body []byte) error {
 		return fmt.Errorf("%w: capacity of %d bids", ErrNothingAwarded, len(cands))
 	}
 	esc := EscrowID(a.Job)
-	if have, owed := c.EscrowBalance(esc), j.committed(); owed > have || res.Cost > have-owed {
+	if have, owed := c.EscrowBalance(esc), j.Owed; owed > have || res.Cost > have-owed {
 		return fmt.Errorf("%w: escrow %d, owed %d, award costs %d", ErrEscrowShort, have, owed, res.Cost)
 	}
 	price := make(map[string]uint64, len(res.Winners))
@@ -277,15 +304,17 @@ func (m *machine) awardLease(c *ledger.TxContext, body []byte) error {
 	}
 	deadline := c.Height() + m.p.deadlineBlocks(j.Spec.Deadline)
 	for i, s := range res.Awarded {
-		seg := &j.Segments[s]
-		seg.State, seg.Since = SegLeased, 0
-		seg.Leases = make([]Lease, 0, len(res.Assignees[i]))
+		seg := Segment{State: SegLeased, Leases: make([]Lease, 0, len(res.Assignees[i]))}
 		for _, p := range res.Assignees[i] {
 			seg.Leases = append(seg.Leases, Lease{Provider: p, Price: price[p], Deadline: deadline})
 			c.Emit(ledger.Event{Kind: EventLease, Account: p, Counterparty: id, Amount: price[p], Release: deadline, Detail: strconv.FormatUint(uint64(s), 10)})
 		}
+		if err := saveSeg(c, id, s, seg); err != nil {
+			return err
+		}
 	}
-	if err := schedule(c, deadline+1, id); err != nil {
+	j.Owed += res.Cost
+	if err := schedule(c, deadline+1, id, res.Awarded...); err != nil {
 		return err
 	}
 	return saveJob(c, id, j)
@@ -304,7 +333,10 @@ func (m *machine) submitResult(c *ledger.TxContext, body []byte) error {
 	if s.Segment >= j.Spec.Segments {
 		return fmt.Errorf("%w: %d of %d", ErrBadSegment, s.Segment, j.Spec.Segments)
 	}
-	seg := &j.Segments[s.Segment]
+	seg, err := loadSeg(c, id, s.Segment)
+	if err != nil {
+		return err
+	}
 	li := slices.IndexFunc(seg.Leases, func(l Lease) bool { return l.Provider == c.Sender })
 	switch {
 	case li < 0:
@@ -336,11 +368,11 @@ func (m *machine) submitResult(c *ledger.TxContext, body []byte) error {
 		pay := c.Height() + m.p.ChallengeWindow
 		seg.State, seg.Since = SegVerified, c.Height()
 		c.Emit(ledger.Event{Kind: EventVerified, Counterparty: id, Release: pay, Detail: segStr})
-		if err := schedule(c, pay, id); err != nil {
+		if err := schedule(c, pay, id, s.Segment); err != nil {
 			return err
 		}
 	}
-	return saveJob(c, id, j)
+	return saveSeg(c, id, s.Segment, seg)
 }
 
 func (m *machine) cancelJob(c *ledger.TxContext, body []byte) error {
@@ -359,10 +391,12 @@ func (m *machine) cancelJob(c *ledger.TxContext, body []byte) error {
 	if j.Cancelled {
 		return fmt.Errorf("%w: %s", ErrJobCancelled, id)
 	}
-	n := 0
-	for i := range j.Segments {
-		if j.Segments[i].State == SegOpen {
-			j.Segments[i].State = SegCancelled
+	var n uint32
+	for i := range j.Spec.Segments {
+		if _, taken := c.Ext(segKey(id, i)); !taken {
+			if err := saveSeg(c, id, i, Segment{State: SegCancelled}); err != nil {
+				return err
+			}
 			n++
 		}
 	}
@@ -370,8 +404,9 @@ func (m *machine) cancelJob(c *ledger.TxContext, body []byte) error {
 		return fmt.Errorf("%w: %s", ErrNothingToCancel, id)
 	}
 	j.Cancelled = true
+	j.Unsettled -= n
 	esc := EscrowID(cj.Job)
-	have, owed := c.EscrowBalance(esc), j.committed()
+	have, owed := c.EscrowBalance(esc), j.Owed
 	if have < owed {
 		return fmt.Errorf("%w: escrow %d below owed %d", ErrBadRecord, have, owed)
 	}
@@ -388,7 +423,7 @@ func (m *machine) cancelJob(c *ledger.TxContext, body []byte) error {
 // finishOrSave closes a job whose segments are all settled (refunding the
 // rest of its escrow to the renter and deleting its record), or saves it.
 func (m *machine) finishOrSave(c *ledger.TxContext, id string, cid protocol.CID, j *Job) error {
-	if !j.settled() {
+	if j.Unsettled > 0 {
 		return saveJob(c, id, j)
 	}
 	esc := EscrowID(cid)
@@ -399,12 +434,16 @@ func (m *machine) finishOrSave(c *ledger.TxContext, id string, cid protocol.CID,
 		}
 	}
 	c.DeleteExt(jobKey(id))
+	for i := range j.Spec.Segments {
+		c.DeleteExt(segKey(id, i))
+	}
 	c.Emit(ledger.Event{Kind: EventJobClosed, Account: j.Renter, Counterparty: id, Amount: rest})
 	return nil
 }
 
-// endBlock settles the jobs scheduled for this height: missed deadlines,
-// verified segments past their challenge window, closed jobs.
+// endBlock settles the segments scheduled for this height: missed
+// deadlines, verified segments past their challenge window, and closes jobs
+// whose last segment settled.
 func (m *machine) endBlock(c *ledger.TxContext) error {
 	h := c.Height()
 	b, ok := c.Ext(dueKey(h))
@@ -416,15 +455,15 @@ func (m *machine) endBlock(c *ledger.TxContext) error {
 	if err := protocol.Unmarshal(b, &d); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
-	for _, id := range d.Jobs {
-		if err := m.settleJob(c, id); err != nil {
-			return fmt.Errorf("settle: job %s: %w", id, err)
+	for _, r := range d.Refs {
+		if err := m.settleSegment(c, r.Job, r.Segment); err != nil {
+			return fmt.Errorf("settle: job %s segment %d: %w", r.Job, r.Segment, err)
 		}
 	}
 	return nil
 }
 
-func (m *machine) settleJob(c *ledger.TxContext, id string) error {
+func (m *machine) settleSegment(c *ledger.TxContext, id string, i uint32) error {
 	h := c.Height()
 	b, ok := c.Ext(jobKey(id))
 	if !ok {
@@ -434,70 +473,82 @@ func (m *machine) settleJob(c *ledger.TxContext, id string) error {
 	if err != nil {
 		return err
 	}
+	if i >= j.Spec.Segments {
+		return fmt.Errorf("%w: segment %d of %d", ErrBadRecord, i, j.Spec.Segments)
+	}
 	cid, err := protocol.ParseCID(id)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
-	esc := EscrowID(cid)
-	fee := c.Params().MarketFee
-	k := 1
-	if pol, err := j.Spec.Policy(); err == nil {
-		k = int(pol.Replicas())
+	seg, err := loadSeg(c, id, i)
+	if err != nil {
+		return err
 	}
-	for i := range j.Segments {
-		seg := &j.Segments[i]
-		segStr := strconv.Itoa(i)
-		switch {
-		case seg.State == SegLeased && seg.Leases[0].Deadline < h:
-			// All leases of a segment share one deadline. Every missing
-			// result is a failure; the whole segment returns to the job
-			// (results already submitted by others are not paid).
-			for _, l := range seg.Leases {
-				if l.Output.Defined() {
-					continue
-				}
-				burned, err := c.SlashStake(l.Provider, ledger.RoleProvider, m.p.SlashAmount)
-				if err != nil {
-					return err
-				}
-				if err := updateRep(c, l.Provider, func(r *Reputation) {
-					r.Failed++
-					if burned > 0 {
-						r.Slashed++
-					}
-				}); err != nil {
-					return err
-				}
-				c.Emit(ledger.Event{Kind: EventMissed, Account: l.Provider, Counterparty: id, Amount: burned, Detail: segStr})
+	esc := EscrowID(cid)
+	segStr := strconv.FormatUint(uint64(i), 10)
+	switch {
+	case seg.State == SegLeased && seg.Leases[0].Deadline < h:
+		// All leases of a segment share one deadline. Every missing
+		// result is a failure; the whole segment returns to the job
+		// (results already submitted by others are not paid).
+		for _, l := range seg.Leases {
+			j.Owed -= l.Price
+			if l.Output.Defined() {
+				continue
 			}
-			seg.Leases, seg.Since = nil, 0
-			seg.State = SegOpen
-			if j.Cancelled {
-				seg.State = SegCancelled
+			burned, err := c.SlashStake(l.Provider, ledger.RoleProvider, m.p.SlashAmount)
+			if err != nil {
+				return err
 			}
-		case seg.State == SegVerified && h >= seg.Since+m.p.ChallengeWindow:
-			for _, l := range seg.Leases {
-				f := fee.Of(l.Price)
-				if err := c.Release(esc, l.Provider, l.Price-f); err != nil {
-					return err
+			if err := updateRep(c, l.Provider, func(r *Reputation) {
+				r.Failed++
+				if burned > 0 {
+					r.Slashed++
 				}
-				if f > 0 {
-					if err := c.PayValidators(esc, f); err != nil {
-						return err
-					}
-				}
-				if err := updateRep(c, l.Provider, func(r *Reputation) {
-					r.Completed++
-					if k >= 2 {
-						r.Verified++
-					}
-				}); err != nil {
-					return err
-				}
-				c.Emit(ledger.Event{Kind: EventPaid, Account: l.Provider, Counterparty: id, Amount: l.Price - f, Detail: segStr})
+			}); err != nil {
+				return err
 			}
-			seg.State = SegPaid
+			c.Emit(ledger.Event{Kind: EventMissed, Account: l.Provider, Counterparty: id, Amount: burned, Detail: segStr})
 		}
+		seg = Segment{State: SegOpen}
+		if j.Cancelled {
+			seg.State = SegCancelled
+			j.Unsettled--
+		}
+	case seg.State == SegVerified && h >= seg.Since+m.p.ChallengeWindow:
+		fee := c.Params().MarketFee
+		pol, err := j.Spec.Policy()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRecord, err)
+		}
+		for _, l := range seg.Leases {
+			f := fee.Of(l.Price)
+			if err := c.Release(esc, l.Provider, l.Price-f); err != nil {
+				return err
+			}
+			if f > 0 {
+				if err := c.PayValidators(esc, f); err != nil {
+					return err
+				}
+			}
+			if err := updateRep(c, l.Provider, func(r *Reputation) {
+				r.Completed++
+				if pol.Replicas() >= 2 {
+					r.Verified++
+				}
+			}); err != nil {
+				return err
+			}
+			j.Owed -= l.Price
+			c.Emit(ledger.Event{Kind: EventPaid, Account: l.Provider, Counterparty: id, Amount: l.Price - f, Detail: segStr})
+		}
+		seg.State = SegPaid
+		j.Unsettled--
+	default:
+		return nil
+	}
+	if err := saveSeg(c, id, i, seg); err != nil {
+		return err
 	}
 	return m.finishOrSave(c, id, cid, j)
 }
@@ -509,7 +560,18 @@ func JobOf(st *ledger.State, id protocol.CID) (*Job, bool, error) {
 		return nil, false, nil
 	}
 	j, err := DecodeJob(b)
-	return j, err == nil, err
+	if err != nil {
+		return nil, false, err
+	}
+	j.Segments = make([]Segment, j.Spec.Segments)
+	for i := range j.Spec.Segments {
+		if b, ok := st.Ext(segKey(id.String(), i)); ok {
+			if err := protocol.Unmarshal(b, &j.Segments[i]); err != nil {
+				return nil, false, fmt.Errorf("%w: %w", ErrBadRecord, err)
+			}
+		}
+	}
+	return j, true, nil
 }
 
 // ReputationOf reads provider's counters from st (zero if it has none).

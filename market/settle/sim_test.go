@@ -126,8 +126,8 @@ func TestRandomMarket(t *testing.T) {
 					t.Fatalf("seed %d: segment left %s", seed, seg.State)
 				}
 			}
-			if !disputed || esc < j.committed() {
-				t.Fatalf("seed %d: open job without dispute (%v) or escrow %d below owed %d", seed, disputed, esc, j.committed())
+			if !disputed || esc < j.Owed {
+				t.Fatalf("seed %d: open job without dispute (%v) or escrow %d below owed %d", seed, disputed, esc, j.Owed)
 			}
 		}
 	}

@@ -204,9 +204,6 @@ func (s SegState) String() string {
 	return fmt.Sprintf("segstate(%d)", uint8(s))
 }
 
-// settled: nothing more happens to the segment.
-func (s SegState) settled() bool { return s == SegPaid || s == SegCancelled }
-
 // Lease is one provider's lease on a segment.
 type Lease struct {
 	Provider string       `cbor:"1,keyasint"`
@@ -230,16 +227,22 @@ type UsedBid struct {
 	Nonce    uint64 `cbor:"2,keyasint"`
 }
 
-// Job is an open job's ledger record (ext key "market/job/<cid>"). It is
-// deleted when the job closes.
+// Job is an open job's ledger record (ext key "market/job/<cid>"); each
+// segment not open has its own record ("market/seg/<cid>/<index>"), so a
+// tx touching one segment of a large job costs little. Both are deleted
+// when the job closes.
 type Job struct {
 	Renter    string         `cbor:"1,keyasint"`
 	Spec      market.JobSpec `cbor:"2,keyasint"`
 	Opened    uint64         `cbor:"3,keyasint"` // height of open_job
 	Deposit   uint64         `cbor:"4,keyasint"`
 	Cancelled bool           `cbor:"5,keyasint"`
-	Segments  []Segment      `cbor:"6,keyasint"`
-	Used      []UsedBid      `cbor:"7,keyasint,omitempty"` // sorted by provider, nonce
+	Owed      uint64         `cbor:"6,keyasint"`           // prices of every lease on a leased, verified or disputed segment
+	Unsettled uint32         `cbor:"7,keyasint"`           // segments neither paid nor cancelled; the job closes at 0
+	Used      []UsedBid      `cbor:"8,keyasint,omitempty"` // sorted by provider, nonce
+
+	// Segments is filled in by JobOf from the segment records.
+	Segments []Segment `cbor:"-"`
 }
 
 // Reputation holds a provider's counters (ext key "market/rep/<peer>").
@@ -257,14 +260,22 @@ func (r Reputation) Score() int64 {
 	return c - 2*f
 }
 
-// due lists the jobs the end-block hook examines at a height.
+// dueRef names a segment the end-block hook examines.
+type dueRef struct {
+	Job     string `cbor:"1,keyasint"` // CID string
+	Segment uint32 `cbor:"2,keyasint"`
+}
+
+// due lists the segments the end-block hook examines at a height, in the
+// order they were scheduled (examining one twice is harmless).
 type due struct {
-	Jobs []string `cbor:"1,keyasint"` // job CID strings, sorted, unique
+	Refs []dueRef `cbor:"1,keyasint"`
 }
 
 const (
 	prefix    = "market/"
 	jobPrefix = prefix + "job/"
+	segPrefix = prefix + "seg/"
 	repPrefix = prefix + "rep/"
 	duePrefix = prefix + "due/"
 )
@@ -273,8 +284,11 @@ const (
 func EscrowID(job protocol.CID) string { return "job/" + job.String() }
 
 func jobKey(job string) string { return jobPrefix + job }
-func repKey(p string) string   { return repPrefix + p }
-func dueKey(h uint64) string   { return fmt.Sprintf("%s%020d", duePrefix, h) }
+func segKey(job string, i uint32) string {
+	return segPrefix + job + "/" + fmt.Sprintf("%06d", i)
+}
+func repKey(p string) string { return repPrefix + p }
+func dueKey(h uint64) string { return fmt.Sprintf("%s%020d", duePrefix, h) }
 
 // DecodeJob strictly decodes a job record.
 func DecodeJob(b []byte) (*Job, error) {
@@ -282,8 +296,8 @@ func DecodeJob(b []byte) (*Job, error) {
 	if err := protocol.Unmarshal(b, &j); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadRecord, err)
 	}
-	if len(j.Segments) != int(j.Spec.Segments) {
-		return nil, fmt.Errorf("%w: %d segment records for %d segments", ErrBadRecord, len(j.Segments), j.Spec.Segments)
+	if j.Unsettled > j.Spec.Segments {
+		return nil, fmt.Errorf("%w: %d unsettled of %d segments", ErrBadRecord, j.Unsettled, j.Spec.Segments)
 	}
 	return &j, nil
 }
@@ -301,27 +315,4 @@ func (j *Job) usedIndex(provider string, nonce uint64) (int, bool) {
 		}
 		return 0
 	})
-}
-
-// committed is what the escrow owes to live leases: the prices of every
-// lease on a leased, verified or disputed segment.
-func (j *Job) committed() uint64 {
-	var sum uint64
-	for _, s := range j.Segments {
-		if s.State == SegLeased || s.State == SegVerified || s.State == SegDisputed {
-			for _, l := range s.Leases {
-				sum += l.Price
-			}
-		}
-	}
-	return sum
-}
-
-func (j *Job) settled() bool {
-	for _, s := range j.Segments {
-		if !s.State.settled() {
-			return false
-		}
-	}
-	return true
 }
