@@ -110,7 +110,9 @@
 // that no tx triggers (deadlines, challenge windows) goes in end-of-block
 // hooks added with WithEndBlock, which get the same TxContext (without a
 // sender) after the txs and before fees and rewards are paid.
-// TxContext.PrevBlockHash gives agreed (weak) randomness for spot checks.
+// TxContext.PrevBlockHash gives agreed (weak) randomness for spot checks;
+// TxContext.ChainID opens signed messages a tx carries (the market's bids).
+// The market's handlers live in market/settle.
 //
 // # Performance
 //

@@ -28,6 +28,10 @@ func (c *TxContext) Height() uint64 { return c.w.height() }
 // safety on it.
 func (c *TxContext) Time() int64 { return c.w.hdr.Time }
 
+// ChainID is the chain's ID, for opening signed messages a tx carries
+// (the market's bid envelopes).
+func (c *TxContext) ChainID() string { return c.w.st.chainID }
+
 // Params are the chain parameters.
 func (c *TxContext) Params() Params { return c.w.st.params }
 

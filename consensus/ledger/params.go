@@ -78,7 +78,7 @@ type Params struct {
 	// MinFee is the least fee a tx must pay (at least 1).
 	MinFee uint64 `cbor:"6,keyasint" json:"min_fee"`
 	// MarketFee is the share of each market payment that goes to the
-	// validators. Placeholder until the market txs exist.
+	// validators (market/settle takes it from each provider's price).
 	MarketFee Fraction `cbor:"7,keyasint" json:"market_fee"`
 	// MinValidatorStake is the least validator stake that enters the set.
 	MinValidatorStake uint64 `cbor:"8,keyasint" json:"min_validator_stake"`
