@@ -83,6 +83,7 @@ type engineConfig struct {
 	log           *slog.Logger
 	mempoolSize   int
 	maxBlockBytes int
+	ledgerOptions []ledger.Option
 }
 
 // newEngine rebuilds the state from genesis and the stored blocks, reads
@@ -90,8 +91,9 @@ type engineConfig struct {
 // messages restored.
 func newEngine(cfg engineConfig) (*engine, *effects, error) {
 	prime := &primer{}
-	led, err := ledger.New(ledger.WithEvidenceVerifier(EvidenceVerifier{}),
-		ledger.WithVerifier(ledger.NewCachingVerifier(prime, 1<<17)))
+	opts := append([]ledger.Option{ledger.WithEvidenceVerifier(EvidenceVerifier{}),
+		ledger.WithVerifier(ledger.NewCachingVerifier(prime, 1<<17))}, cfg.ledgerOptions...)
+	led, err := ledger.New(opts...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -29,6 +29,10 @@ type Publisher interface {
 type Config struct {
 	// Genesis defines the chain (required).
 	Genesis *ledger.Genesis
+	// LedgerOptions extend the ledger with more transaction types and
+	// end-of-block hooks (the market's settlement, package market/settle).
+	// Every node of a chain must run the same set.
+	LedgerOptions []ledger.Option
 	// Key is the node's key (required): it signs consensus messages when the
 	// node is a validator, and the txs the node submits itself.
 	Key crypto.PrivKey
@@ -157,6 +161,7 @@ func New(cfg Config) (*Service, error) {
 	eng, first, err := newEngine(engineConfig{
 		key: key, self: self.String(), genesis: cfg.Genesis, kv: cfg.KV, timeouts: cfg.Timeouts,
 		now: cfg.Now, log: cfg.Logger, mempoolSize: cfg.MempoolSize, maxBlockBytes: cfg.MaxBlockBytes,
+		ledgerOptions: cfg.LedgerOptions,
 	})
 	if err != nil {
 		return nil, err

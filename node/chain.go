@@ -11,6 +11,7 @@ import (
 
 	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/consensus/ledger"
+	"github.com/gpunode/gpunode/market/settle"
 	"github.com/gpunode/gpunode/protocol"
 )
 
@@ -75,8 +76,14 @@ func (d *Daemon) startChain() error {
 	if g.ChainID != d.node.ChainID() {
 		return fmt.Errorf("node: chain: genesis chain ID %q, node configured for %q", g.ChainID, d.node.ChainID())
 	}
+	// The market's transactions and settlement are part of every gpunode
+	// chain's rules.
+	marketTxs, err := settle.Options(settle.DefaultParams())
+	if err != nil {
+		return fmt.Errorf("node: chain: %w", err)
+	}
 	svc, err := consensus.New(consensus.Config{
-		Genesis: g, Key: d.node.Key(), KV: consensus.NewKV(d.db), Network: ChainNetwork(d.node),
+		Genesis: g, LedgerOptions: marketTxs, Key: d.node.Key(), KV: consensus.NewKV(d.db), Network: ChainNetwork(d.node),
 		Events: d.events, Logger: d.log.With("subsystem", "consensus"),
 	})
 	if err != nil {

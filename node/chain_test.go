@@ -11,6 +11,8 @@ import (
 	"github.com/gpunode/gpunode/api"
 	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/consensus/ledger"
+	"github.com/gpunode/gpunode/market"
+	"github.com/gpunode/gpunode/market/settle"
 )
 
 func chainTestDaemon(t *testing.T, withGenesis bool) (*Daemon, *bytes.Buffer) {
@@ -101,5 +103,44 @@ func TestDaemonWithoutGenesis(t *testing.T) {
 	err = cl.Do(context.Background(), http.MethodGet, "/chain/status", nil, nil)
 	if !api.IsStatus(err, http.StatusNotFound) {
 		t.Fatalf("chain status without a chain: %v, want 404", err)
+	}
+}
+
+// TestDaemonChainRunsMarketTxs checks that the daemon's chain has the
+// market's transactions installed: a renter's open_job commits and the job
+// with its escrow is in the ledger state.
+func TestDaemonChainRunsMarketTxs(t *testing.T) {
+	d, _ := chainTestDaemon(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	spec := market.JobSpec{Runtime: "echo", Require: market.Requirements{Executor: "wasm"},
+		Segments: 4, MaxPrice: 10, Deadline: 60, Verify: "replicate:1"}
+	id, err := spec.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _, err := d.Chain().SubmitOwn(ctx, settle.TxOpenJob, 0, settle.OpenJob{Spec: spec, Deposit: 40})
+	if err != nil {
+		t.Fatalf("submit open_job: %v", err)
+	}
+	for {
+		if h, err := d.Chain().TxHeight(hash); err == nil && h > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("open_job not committed within 60s")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	job, ok, err := settle.JobOf(d.Chain().State(), id)
+	if err != nil || !ok {
+		t.Fatalf("job %s after open_job: ok=%v err=%v", id, ok, err)
+	}
+	if job.Deposit != 40 || job.Renter != d.PeerID().String() {
+		t.Fatalf("job = %+v; want deposit 40 from %s", job, d.PeerID())
+	}
+	if err := ledger.CheckInvariant(d.Chain().State()); err != nil {
+		t.Fatalf("supply invariant after open_job: %v", err)
 	}
 }
