@@ -73,6 +73,23 @@ func Options(p Params) ([]ledger.Option, error) {
 // machine holds the parameters; it has no state of its own.
 type machine struct{ p Params }
 
+// loadOwnOpenJob loads job id for a tx only its renter may send and only
+// while the job is not cancelled (award_lease, cancel_job).
+func loadOwnOpenJob(c *ledger.TxContext, id string) (*Job, error) {
+	j, err := loadJob(c, id)
+	if err != nil {
+		return nil, err
+	}
+	if c.Sender != j.Renter {
+		return nil, fmt.Errorf("%w: %s", ErrNotRenter, c.Sender)
+	}
+	if j.Cancelled {
+		return nil, fmt.Errorf("%w: %s", ErrJobCancelled, id)
+	}
+	return j, nil
+}
+
+// loadJob loads the record of job id; ErrUnknownJob if there is none.
 func loadJob(c *ledger.TxContext, id string) (*Job, error) {
 	b, ok := c.Ext(jobKey(id))
 	if !ok {
@@ -235,15 +252,9 @@ func (m *machine) awardLease(c *ledger.TxContext, body []byte) error {
 		return err
 	}
 	id := a.Job.String()
-	j, err := loadJob(c, id)
+	j, err := loadOwnOpenJob(c, id)
 	if err != nil {
 		return err
-	}
-	if c.Sender != j.Renter {
-		return fmt.Errorf("%w: %s", ErrNotRenter, c.Sender)
-	}
-	if j.Cancelled {
-		return fmt.Errorf("%w: %s", ErrJobCancelled, id)
 	}
 	segs := a.Segments
 	if len(segs) == 0 {
@@ -381,15 +392,9 @@ func (m *machine) cancelJob(c *ledger.TxContext, body []byte) error {
 		return err
 	}
 	id := cj.Job.String()
-	j, err := loadJob(c, id)
+	j, err := loadOwnOpenJob(c, id)
 	if err != nil {
 		return err
-	}
-	if c.Sender != j.Renter {
-		return fmt.Errorf("%w: %s", ErrNotRenter, c.Sender)
-	}
-	if j.Cancelled {
-		return fmt.Errorf("%w: %s", ErrJobCancelled, id)
 	}
 	var n uint32
 	for i := range j.Spec.Segments {
