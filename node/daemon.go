@@ -235,3 +235,6 @@ func (d *Daemon) Close() error {
 	})
 	return d.closeErr
 }
+
+// Home is the daemon's data directory.
+func (d *Daemon) Home() Home { return d.cfg.Home }
