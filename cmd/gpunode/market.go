@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,6 +73,10 @@ func marketQueryCmd[T any](use, short, role string, args cobra.PositionalArgs, p
 				return err
 			}
 			if wantJSON(cmd) {
+				// An empty list is [] for scripts, whatever the node sent.
+				if rv := reflect.ValueOf(&v).Elem(); rv.Kind() == reflect.Slice && rv.IsNil() {
+					rv.Set(reflect.MakeSlice(rv.Type(), 0, 0))
+				}
 				return printJSON(cmd, &v)
 			}
 			return text(cmd.OutOrStdout(), &v)
@@ -735,7 +740,7 @@ func canonicalPolicy(s string) (string, error) {
 // ".05", "1", "1.0") or a percentage ("10%", "2.5%") in parts per million,
 // exactly.
 func fractionPPM(s string) (uint32, error) {
-	const bad = "P must be a fraction in (0, 1] such as 0.1 or 10%, with at most 6 decimals"
+	const bad = "the fraction P must be in (0, 1] such as 0.1 or 10%, with at most 6 decimals"
 	scale := 6 // decimal places of a millionth
 	if t, ok := strings.CutSuffix(s, "%"); ok {
 		s, scale = t, 4
