@@ -71,6 +71,16 @@ func TestAttestRejections(t *testing.T) {
 		{"provider is no validator", nil, at(func(f *fixture) string { return f.provs[2] }, 0, "x"), ErrNotValidator},
 		{"lease holder is no validator", nil, at(func(f *fixture) string { return f.provs[0] }, 0, "x"), ErrNotValidator},
 		{"renter is no validator", nil, at(func(f *fixture) string { return f.renter }, 0, "x"), ErrNotValidator},
+		{"jailed validator", func(f *fixture, d protocol.CID) {
+			ev, err := f.keys.Equivocate(chain, f.vals[2], f.st.Height(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.blockEv([]ledger.Evidence{ev})
+			if !f.st.Bond(f.vals[2]).Jailed {
+				t.Fatal("not jailed")
+			}
+		}, at(val(2), 0, "x"), ErrNotValidator},
 		{"leased segment", nil, at(val(0), 1, "x"), ErrNotChecking},
 		{"open segment", nil, at(val(0), 2, "x"), ErrNotChecking},
 		{"attested twice", func(f *fixture, d protocol.CID) {

@@ -94,15 +94,18 @@ func (f *fixture) tx(id string, typ ledger.TxType, body any) []byte {
 // block proposes and applies a block of txs at time height*1000 ms,
 // re-applies it as a follower would (same state hash), and checks the
 // supply invariant.
-func (f *fixture) block(txs ...[]byte) []ledger.Event {
+func (f *fixture) block(txs ...[]byte) []ledger.Event { return f.blockEv(nil, txs...) }
+
+// blockEv is block with evidence of validator misbehaviour.
+func (f *fixture) blockEv(ev []ledger.Evidence, txs ...[]byte) []ledger.Event {
 	f.t.Helper()
 	vals, err := ledger.ValidatorSet(f.st, f.st.Height()+1)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	hdr := ledger.Header{ChainID: chain, Proposer: vals[0].ID, Time: int64(f.st.Height()+1) * 1000}
-	b, next, _, skipped, err := f.l.Propose(f.st, hdr, txs, nil)
-	if err != nil || len(skipped) != 0 {
+	b, next, _, skipped, err := f.l.Propose(f.st, hdr, txs, ev)
+	if err != nil || len(skipped) != 0 || len(b.Evidence) != len(ev) {
 		f.t.Fatalf("Propose: %v, skipped %v", err, skipped)
 	}
 	again, evs, err := f.l.Apply(f.st, b)
