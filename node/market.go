@@ -247,6 +247,16 @@ type segmentReceipt struct {
 	Outputs   int    `json:"outputs"`
 }
 
+// Warm compiles the module at program in a wasm worker (filling the
+// compile cache that every run uses).
+func (r *marketRunner) Warm(ctx context.Context, program string) error {
+	b, err := os.ReadFile(program)
+	if err != nil {
+		return err
+	}
+	return r.d.compute.wasm.Warm(ctx, b)
+}
+
 func (r *marketRunner) Run(ctx context.Context, run agent.SegmentRun) (agent.SegmentResult, error) {
 	if run.Program == "" {
 		return agent.SegmentResult{}, fmt.Errorf("node: market: runtime jobs (%q) are not run by the market yet", run.Spec.Runtime)

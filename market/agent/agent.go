@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +102,9 @@ type SegmentResult struct {
 // Runner executes segments: the node's executors plus its store.
 type Runner interface {
 	Run(ctx context.Context, r SegmentRun) (SegmentResult, error)
+	// Warm prepares the program at path (compiles it into the executor's
+	// cache) so that segments start at once.
+	Warm(ctx context.Context, program string) error
 }
 
 // Clock gives the time; the agent's tests and the node pass one.
@@ -186,6 +191,9 @@ type Agent struct {
 	rent  *renter    // nil unless renter
 	valid *validator // nil unless validator
 
+	progMu   sync.Mutex // guards programs
+	programs map[string]*progEntry
+
 	// last is the state of the newest block handed to OnCommit; the
 	// chain's own view may be updated after its commit hooks run.
 	last atomic.Pointer[ledger.State]
@@ -241,6 +249,7 @@ func New(cfg Config) (*Agent, error) {
 		requests: map[string]*market.JobRequest{},
 		rejected: map[string]map[string]int{},
 		wake:     make(chan struct{}, 1),
+		programs: map[string]*progEntry{},
 	}
 	a.bidVal = &market.BidValidator{
 		ChainID: cfg.Chain.ChainID(),
@@ -595,4 +604,67 @@ func (a *Agent) submit(ctx context.Context, typ ledger.TxType, body any) ([32]by
 		return h, fmt.Errorf("agent: submit %s: %w", typ, err)
 	}
 	return h, nil
+}
+
+// progEntry is a program fetched and warmed once per node.
+type progEntry struct {
+	done chan struct{}
+	path string
+	err  error
+}
+
+// program fetches the wasm module under root (asking from first), keeps it
+// under WorkDir/programs and warms it in the executor, once per node: a
+// provider does it when it bids, so a won lease starts at once, and its
+// parallel segments do not each compile the module.
+func (a *Agent) program(ctx context.Context, root cid.Cid, from []peer.ID) (string, error) {
+	key := root.String()
+	a.progMu.Lock()
+	e := a.programs[key]
+	if e != nil {
+		select {
+		case <-e.done:
+			if e.err != nil { // failed before: try again
+				e = nil
+			}
+		default:
+		}
+	}
+	mine := e == nil
+	if mine {
+		e = &progEntry{done: make(chan struct{})}
+		a.programs[key] = e
+	}
+	a.progMu.Unlock()
+	if mine {
+		e.path, e.err = a.prepareProgram(ctx, root, from)
+		close(e.done)
+		return e.path, e.err
+	}
+	select {
+	case <-e.done:
+		return e.path, e.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+func (a *Agent) prepareProgram(ctx context.Context, root cid.Cid, from []peer.ID) (string, error) {
+	if err := a.cfg.Data.Fetch(ctx, root, from); err != nil {
+		return "", fmt.Errorf("fetch program: %w", err)
+	}
+	dir := filepath.Join(a.cfg.WorkDir, "programs")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, root.String()+".wasm")
+	if err := a.cfg.Data.Export(ctx, root, path); err != nil {
+		return "", fmt.Errorf("export program: %w", err)
+	}
+	start := a.clk.Now()
+	if err := a.cfg.Runner.Warm(ctx, path); err != nil {
+		return "", fmt.Errorf("warm program: %w", err)
+	}
+	a.log.Info("market: program ready", "program", root, "took", a.clk.Now().Sub(start))
+	return path, nil
 }

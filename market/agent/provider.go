@@ -202,14 +202,16 @@ func (p *provider) onJob(req *market.JobRequest) {
 		a.log.Warn("market: publish bid", "err", err)
 		return
 	}
-	// Warm up while the auction runs: fetch the program so a won lease
-	// starts at once.
+	// Warm up while the auction runs: fetch and compile the program so a
+	// won lease starts at once.
 	if req.Spec.Program.Defined() {
 		if renter, err := peer.Decode(req.Renter); err == nil {
 			a.loop(func() {
-				ctx, cancel := context.WithTimeout(a.ctx, time.Minute)
+				ctx, cancel := context.WithTimeout(a.ctx, 2*time.Minute)
 				defer cancel()
-				_ = a.cfg.Data.Fetch(ctx, req.Spec.Program.Cid, []peer.ID{renter})
+				if _, err := a.program(ctx, req.Spec.Program.Cid, []peer.ID{renter}); err != nil && a.ctx.Err() == nil {
+					a.log.Warn("market: program warm-up", "program", req.Spec.Program, "err", err)
+				}
 			})
 		}
 	}
@@ -252,7 +254,9 @@ func (p *provider) startLease(k leaseKey, price, deadline uint64, st *ledger.Sta
 		return
 	}
 	p.mu.Lock()
-	if _, dup := p.leases[k]; dup {
+	// A (job, segment) comes back to the same provider when a segment is
+	// reopened and re-awarded: a new deadline is a new lease.
+	if old, dup := p.leases[k]; dup && old.deadline == deadline {
 		p.mu.Unlock()
 		return
 	}
@@ -352,12 +356,8 @@ func runSegment(ctx context.Context, a *Agent, job *settle.Job, id protocol.CID,
 	defer os.RemoveAll(dir)
 	run := SegmentRun{Job: id, Segment: seg, Spec: &job.Spec, Seed: segmentSeed(id, seg), WallTime: wall}
 	if job.Spec.Program.Defined() {
-		if err := a.cfg.Data.Fetch(ctx, job.Spec.Program.Cid, from); err != nil {
-			return SegmentResult{}, fmt.Errorf("fetch program: %w", err)
-		}
-		run.Program = filepath.Join(dir, "program.wasm")
-		if err := a.cfg.Data.Export(ctx, job.Spec.Program.Cid, run.Program); err != nil {
-			return SegmentResult{}, fmt.Errorf("export program: %w", err)
+		if run.Program, err = a.program(ctx, job.Spec.Program.Cid, from); err != nil {
+			return SegmentResult{}, err
 		}
 	}
 	if int(seg) < len(job.Spec.Inputs) {

@@ -330,7 +330,7 @@ func TestMarket(t *testing.T) {
 // their capacity; every segment runs and is verified; each provider is paid
 // price x segments minus the fee; the renter gets the rest back.
 func (n *net) testAwardRunVerifyPay(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	in := n.inputs(ctx, "a", 10)
 	res, err := n.renter.d.Market().SubmitJob(ctx, agent.SubmitJobRequest{Program: n.program, Inputs: in, Segments: 10,
@@ -486,7 +486,7 @@ func (n *net) testNoBids(t *testing.T) {
 // caught (validators re-run and attest), slashed, and the honest result
 // stands; the renter pays once per segment.
 func (n *net) testWrongResult(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cheat := n.solo // the cheapest: it wins a replica of every segment it can
 	cheat.tamper.Store(true)

@@ -76,6 +76,9 @@ type request struct {
 	Seed        uint64            `json:"seed"`
 	MemoryBytes uint64            `json:"memoryBytes"`
 	OutputBytes int64             `json:"outputBytes"`
+	// CompileOnly compiles the module (filling the disk cache) and runs
+	// nothing (Executor.Warm).
+	CompileOnly bool `json:"compileOnly,omitempty"`
 }
 
 // Outcome kinds.
@@ -135,6 +138,9 @@ func (en *engine) run(ctx context.Context, module []byte, req request, wall time
 	defer release()
 	if _, ok := cm.ExportedFunctions()["_start"]; !ok {
 		return outcome{Kind: outBad, Msg: "module exports no _start (not a wasip1 command)", ExitCode: -1}
+	}
+	if req.CompileOnly {
+		return outcome{Kind: outOK}
 	}
 	mems := cm.ImportedMemories()
 	for _, m := range cm.ExportedMemories() {

@@ -234,6 +234,21 @@ func (e *Executor) Compile(ctx context.Context, module []byte) (time.Duration, e
 	return d, cm.Close(ctx)
 }
 
+// Warm compiles module where runs will run it (in a worker, unless the
+// executor runs in process), so the compiled code is in the disk cache and
+// the next runs start at once instead of each compiling it. A module that
+// does not compile is an error wrapping exec.ErrBadProgram.
+func (e *Executor) Warm(ctx context.Context, module []byte) error {
+	req := request{CompileOnly: true, MemoryBytes: e.limits(exec.Limits{}).MemoryBytes}
+	var o outcome
+	if e.cfg.inProcess {
+		o = e.en.run(ctx, module, req, 0, nil)
+	} else {
+		o = e.runInWorker(ctx, 0, module, req)
+	}
+	return o.err()
+}
+
 func (e *Executor) limits(l exec.Limits) exec.Limits {
 	if l.WallTime <= 0 {
 		l.WallTime = e.cfg.limits.WallTime

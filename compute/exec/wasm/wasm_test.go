@@ -247,3 +247,17 @@ func TestMinimalModuleRuns(t *testing.T) {
 		t.Fatalf("Run = %+v, %v; want success with no outputs", res, err)
 	}
 }
+
+func TestWarm(t *testing.T) {
+	e := newExec(t)
+	if err := e.Warm(context.Background(), minimalModule); err != nil {
+		t.Fatalf("Warm(minimal module) = %v", err)
+	}
+	if err := e.Warm(context.Background(), []byte("not wasm")); !errors.Is(err, exec.ErrBadProgram) {
+		t.Fatalf("Warm(garbage) = %v; want ErrBadProgram", err)
+	}
+	// The worker that warmed stays usable for runs.
+	if res, _, err := run(t, e, minimalModule, 0); err != nil || res.ExitCode != 0 {
+		t.Fatalf("run after Warm = %+v, %v", res, err)
+	}
+}
