@@ -78,7 +78,11 @@ func (d *Daemon) startChain() error {
 	}
 	// The market's transactions and settlement are part of every gpunode
 	// chain's rules.
-	marketTxs, err := settle.Options(settle.DefaultParams())
+	marketParams, err := settle.ParseParams(g.Market)
+	if err != nil {
+		return fmt.Errorf("node: chain: genesis %s: market: %w", path, err)
+	}
+	marketTxs, err := settle.Options(marketParams)
 	if err != nil {
 		return fmt.Errorf("node: chain: %w", err)
 	}

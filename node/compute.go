@@ -96,7 +96,11 @@ func (d *Daemon) startCompute() (err error) {
 	// and the API never serves an empty inventory.
 	c.monitor.Poll()
 
-	if c.wasm, err = wasm.New(wasm.WithCacheDir(home.WasmCacheDir()), wasm.WithWorkDir(home.WorkDir()), wasm.WithLogger(d.log)); err != nil {
+	wopts := []wasm.Option{wasm.WithCacheDir(home.WasmCacheDir()), wasm.WithWorkDir(home.WorkDir()), wasm.WithLogger(d.log)}
+	if d.cfg.WasmWorker != "" {
+		wopts = append(wopts, wasm.WithWorkerCommand(d.cfg.WasmWorker))
+	}
+	if c.wasm, err = wasm.New(wopts...); err != nil {
 		return fmt.Errorf("node: wasm executor: %w", err)
 	}
 	if c.process, err = process.New(process.WithRuntimes(rts...), process.WithWorkDir(home.WorkDir()), process.WithLogger(d.log)); err != nil {

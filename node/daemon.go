@@ -17,6 +17,7 @@ import (
 	"github.com/gpunode/gpunode/api"
 	"github.com/gpunode/gpunode/consensus"
 	"github.com/gpunode/gpunode/internal/version"
+	"github.com/gpunode/gpunode/market/agent"
 	"github.com/gpunode/gpunode/storage"
 )
 
@@ -28,7 +29,12 @@ type DaemonConfig struct {
 	APIListen      string // default api.DefaultAddr (loopback)
 	APIAllowRemote bool   // allow a non-loopback APIListen
 	Data           DataConfig
-	Logger         *slog.Logger
+	Market         MarketConfig
+	// WasmWorker is the binary the wasm executor runs its workers from
+	// ("": this process's own binary). Tests pass a worker built without
+	// the race detector.
+	WasmWorker string
+	Logger     *slog.Logger
 }
 
 // Daemon is a running node with its store, services and API. Only the CLI's
@@ -49,6 +55,7 @@ type Daemon struct {
 	chain  *consensus.Service // nil without a genesis file (chain.go)
 
 	compute *computeParts // node/compute.go
+	market  *agent.Agent  // node/market.go; nil without a chain
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop
@@ -133,6 +140,9 @@ func StartDaemon(ctx context.Context, cfg DaemonConfig) (d *Daemon, err error) {
 	if err := d.startCompute(); err != nil {
 		return nil, err
 	}
+	if err := d.startMarket(); err != nil {
+		return nil, err
+	}
 	if err := d.api.Start(); err != nil {
 		return nil, err
 	}
@@ -206,6 +216,7 @@ func (d *Daemon) Close() error {
 			errs = append(errs, d.api.Shutdown(ctx))
 			cancel()
 		}
+		errs = append(errs, d.closeMarket())
 		errs = append(errs, d.closeCompute())
 		errs = append(errs, d.closeChain())
 		if d.events != nil {
@@ -224,3 +235,6 @@ func (d *Daemon) Close() error {
 	})
 	return d.closeErr
 }
+
+// Home is the daemon's data directory.
+func (d *Daemon) Home() Home { return d.cfg.Home }

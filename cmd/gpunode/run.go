@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -57,6 +58,11 @@ as '_') and a key of <home>/config.toml.`,
 	f.String("api-listen", api.DefaultAddr, "HTTP API address (loopback unless --api-allow-remote)")
 	f.Bool("api-allow-remote", false, "allow the API to listen on a non-loopback address")
 	f.Int64("data-serve-rate", 0, "bytes per second this node serves to other peers (0: no cap)")
+	f.Uint64("price", node.DefaultPrice, "provider: price per segment of CPU (wasm) work")
+	f.Uint64("gpu-price", 0, "provider: price per segment per GPU for GPU work (0: no GPU work)")
+	f.Uint32("slots", 2, "provider: segments run at once")
+	f.String("region", "", "provider: region announced in offers")
+	f.Duration("auction", 3*time.Second, "renter: default length of an auction round")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
 	return cmd
@@ -97,6 +103,7 @@ func daemonConfig(cmd *cobra.Command, home string) (node.DaemonConfig, error) {
 		APIListen:      str("api-listen"),
 		APIAllowRemote: boolean("api-allow-remote"),
 		Data:           dataConfig(f),
+		Market:         marketConfig(f),
 		Logger:         logger,
 	}, nil
 }
@@ -143,4 +150,13 @@ func runDaemon(ctx context.Context, cmd *cobra.Command, cfg node.DaemonConfig) e
 func dataConfig(f *pflag.FlagSet) node.DataConfig {
 	rate, _ := f.GetInt64("data-serve-rate")
 	return node.DataConfig{ServeRate: rate}
+}
+
+func marketConfig(f *pflag.FlagSet) node.MarketConfig {
+	price, _ := f.GetUint64("price")
+	gpuPrice, _ := f.GetUint64("gpu-price")
+	slots, _ := f.GetUint32("slots")
+	region, _ := f.GetString("region")
+	auction, _ := f.GetDuration("auction")
+	return node.MarketConfig{Price: price, GPUPrice: gpuPrice, Slots: slots, Region: region, AuctionWindow: auction}
 }

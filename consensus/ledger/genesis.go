@@ -25,6 +25,9 @@ type Genesis struct {
 	Params      Params             `json:"params"`
 	Accounts    []GenesisAccount   `json:"accounts"`
 	Validators  []GenesisValidator `json:"validators"`
+	// Market holds the market's chain parameters, read by the market
+	// package (settle.ParseParams); the ledger keeps it verbatim.
+	Market json.RawMessage `json:"market,omitempty"`
 }
 
 // GenesisAccount is an initial balance.

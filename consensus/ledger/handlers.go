@@ -57,6 +57,18 @@ func (c *TxContext) Balance(id string) uint64 { return c.w.account(id).Balance }
 // Bond is id's stake and jail status.
 func (c *TxContext) Bond(id string) Bond { return c.w.bond(id) }
 
+// Validators is the validator set of the block being applied, in ID order
+// (a copy). The market weighs validators' re-run attestations by its
+// stakes.
+func (c *TxContext) Validators() []Validator {
+	out := make([]Validator, len(c.w.vals))
+	for i, v := range c.w.vals {
+		out[i] = v
+		out[i].PubKey = slices.Clone(v.PubKey)
+	}
+	return out
+}
+
 // Transfer moves amount from one balance to another.
 func (c *TxContext) Transfer(from, to string, amount uint64) error {
 	if err := c.w.debit(from, amount); err != nil {

@@ -35,6 +35,7 @@ const (
 	provStake  = 5_000
 	slashAmt   = 700
 	challenge  = 6
+	checkBlks  = 8  // blocks validators have to attest
 	deadlineS  = 10 // spec deadline seconds = blocks at 1 s blocks
 	validator0 = 0
 )
@@ -47,7 +48,7 @@ func newFixture(t testing.TB, nProvs int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Params{ChallengeWindow: challenge, BlockTimeMs: 1000, SlashAmount: slashAmt, ExpiryGraceMs: 2_000}
+	p := Params{ChallengeWindow: challenge, BlockTimeMs: 1000, SlashAmount: slashAmt, ExpiryGraceMs: 2_000, CheckBlocks: checkBlks}
 	opts, err := Options(p)
 	if err != nil {
 		t.Fatal(err)

@@ -191,7 +191,7 @@ func TestReplicateDisagreement(t *testing.T) {
 	if d := kinds(evs, EventDisputed); len(d) != 1 || d[0].Detail != "0" {
 		t.Fatalf("disputed events %+v", d)
 	}
-	f.idle(challenge + deadlineS + 2)
+	f.idle(challenge) // segment 1 is paid; the dispute has not lapsed (checkBlks)
 	j := f.job(id)
 	if j.Segments[0].State != SegDisputed || j.Segments[1].State != SegPaid {
 		t.Fatalf("states %s, %s", j.Segments[0].State, j.Segments[1].State)

@@ -1,8 +1,13 @@
 package settle
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"time"
@@ -15,37 +20,75 @@ import (
 // Params are the market's chain parameters. Every node of a chain must use
 // the same values (they belong in the genesis file with the ledger's
 // Params); the market fee is the ledger's Params.MarketFee.
+//
+// In the genesis file they are the object "market" (docs/GENESIS.md),
+// read by ParseParams.
 type Params struct {
 	// ChallengeWindow is how many blocks a verified segment waits before
 	// its providers are paid (the time for a later challenge).
-	ChallengeWindow uint64
+	ChallengeWindow uint64 `json:"challenge_window"`
 	// BlockTimeMs is the expected block interval; it converts a spec's
 	// per-segment deadline (seconds) into blocks, rounded up.
-	BlockTimeMs uint64
-	// SlashAmount is the provider stake burned for each missed deadline.
-	SlashAmount uint64
+	BlockTimeMs uint64 `json:"block_time_ms"`
+	// SlashAmount is the provider stake burned for each missed deadline
+	// and each wrong result.
+	SlashAmount uint64 `json:"slash_amount"`
 	// ExpiryGraceMs is the tolerance of the bid expiry check: a carried bid
 	// is accepted if its Expiry is after header time minus ExpiryGraceMs.
 	// Header time is set by the proposer; the grace absorbs the delay
 	// between the renter's award and the block that carries it.
-	ExpiryGraceMs int64
+	ExpiryGraceMs int64 `json:"expiry_grace_ms"`
+	// CheckBlocks is how many blocks validators have to attest a disputed
+	// or spot-checked segment; then a check lapses to verified and a
+	// dispute to open (unpaid, nobody slashed).
+	CheckBlocks uint64 `json:"check_blocks"`
 }
 
 // DefaultParams: a 10-block challenge window, 1-second blocks, 1000 units
-// slashed per missed deadline, 30 s of expiry grace (market.MaxClockSkew).
+// slashed per missed deadline or wrong result, 30 s of expiry grace
+// (market.MaxClockSkew), 20 blocks for validators' attestations.
 func DefaultParams() Params {
-	return Params{ChallengeWindow: 10, BlockTimeMs: 1000, SlashAmount: 1000, ExpiryGraceMs: market.MaxClockSkew.Milliseconds()}
+	return Params{ChallengeWindow: 10, BlockTimeMs: 1000, SlashAmount: 1000, ExpiryGraceMs: market.MaxClockSkew.Milliseconds(), CheckBlocks: 20}
 }
+
+// ErrBadParams is wrapped by Validate and ParseParams errors.
+var ErrBadParams = errors.New("settle: bad market params")
 
 // Validate checks the parameters.
 func (p Params) Validate() error {
 	if p.BlockTimeMs == 0 {
-		return fmt.Errorf("settle: block_time_ms must be > 0")
+		return fmt.Errorf("%w: block_time_ms must be > 0", ErrBadParams)
 	}
 	if p.ExpiryGraceMs < 0 {
-		return fmt.Errorf("settle: expiry_grace_ms must be >= 0")
+		return fmt.Errorf("%w: expiry_grace_ms must be >= 0", ErrBadParams)
+	}
+	if p.CheckBlocks == 0 {
+		return fmt.Errorf("%w: check_blocks must be > 0", ErrBadParams)
 	}
 	return nil
+}
+
+// ParseParams reads the genesis file's "market" object: absent or empty
+// gives DefaultParams; each field given overrides its default; an unknown
+// field is an error (a typo must not fall back to a default). The result
+// is validated.
+func ParseParams(raw json.RawMessage) (Params, error) {
+	p := DefaultParams()
+	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return p, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		return Params{}, fmt.Errorf("%w: %w", ErrBadParams, err)
+	}
+	if dec.More() {
+		return Params{}, fmt.Errorf("%w: trailing data after the market object", ErrBadParams)
+	}
+	if err := p.Validate(); err != nil {
+		return Params{}, err
+	}
+	return p, nil
 }
 
 // deadlineBlocks converts a spec deadline in seconds to blocks (at least 1).
@@ -54,7 +97,7 @@ func (p Params) deadlineBlocks(sec uint32) uint64 {
 	return max(1, (ms+p.BlockTimeMs-1)/p.BlockTimeMs)
 }
 
-// Options returns the ledger options that install the market: its four tx
+// Options returns the ledger options that install the market: its six tx
 // handlers and its end-of-block hook "market".
 func Options(p Params) ([]ledger.Option, error) {
 	if err := p.Validate(); err != nil {
@@ -66,6 +109,8 @@ func Options(p Params) ([]ledger.Option, error) {
 		ledger.WithTxHandler(TxAwardLease, m.awardLease),
 		ledger.WithTxHandler(TxSubmitResult, m.submitResult),
 		ledger.WithTxHandler(TxCancelJob, m.cancelJob),
+		ledger.WithTxHandler(TxAttest, m.attest),
+		ledger.WithTxHandler(TxExit, m.exit),
 		ledger.WithEndBlock("market", m.endBlock),
 	}, nil
 }
@@ -240,6 +285,9 @@ func (m *machine) openBid(c *ledger.TxContext, raw []byte, cid protocol.CID, j *
 	if bond := c.Bond(b.Provider); bond.Provider < c.Params().MinProviderStake || bond.Jailed {
 		return nil, fmt.Errorf("%w: %s", ErrNotStaked, b.Provider)
 	}
+	if _, exiting := c.Ext(exitKey(b.Provider)); exiting {
+		return nil, fmt.Errorf("%w: %s", ErrExiting, b.Provider)
+	}
 	if _, used := j.usedIndex(b.Provider, b.Nonce); used {
 		return nil, fmt.Errorf("%w: %s nonce %d", ErrBidUsed, b.Provider, b.Nonce)
 	}
@@ -375,15 +423,195 @@ func (m *machine) submitResult(c *ledger.TxContext, body []byte) error {
 	case !agree:
 		seg.State, seg.Since = SegDisputed, c.Height()
 		c.Emit(ledger.Event{Kind: EventDisputed, Counterparty: id, Detail: segStr})
-	case all:
-		pay := c.Height() + m.p.ChallengeWindow
-		seg.State, seg.Since = SegVerified, c.Height()
-		c.Emit(ledger.Event{Kind: EventVerified, Counterparty: id, Release: pay, Detail: segStr})
-		if err := schedule(c, pay, id, s.Segment); err != nil {
+		if err := schedule(c, c.Height()+m.p.CheckBlocks, id, s.Segment); err != nil {
 			return err
 		}
+	case all:
+		pol, err := j.Spec.Policy()
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRecord, err)
+		}
+		if pol.Kind == market.SpotCheck && SpotCheckDrawn(c.PrevBlockHash(), s.Job, s.Segment, pol.PPM) {
+			seg.State, seg.Since = SegChecking, c.Height()
+			c.Emit(ledger.Event{Kind: EventCheck, Counterparty: id, Detail: segStr})
+			if err := schedule(c, c.Height()+m.p.CheckBlocks, id, s.Segment); err != nil {
+				return err
+			}
+			break
+		}
+		pay, err := m.verify(c, id, s.Segment, &seg)
+		if err != nil {
+			return err
+		}
+		c.Emit(ledger.Event{Kind: EventVerified, Counterparty: id, Release: pay, Detail: segStr})
 	}
 	return saveSeg(c, id, s.Segment, seg)
+}
+
+// SpotCheckDrawn reports whether segment seg of job is drawn for a spot
+// check at a probability of ppm parts per million, when its result is
+// accepted in the block whose previous block hash is prev: the first 8
+// bytes of sha256(prev || job CID string || seg as 4 bytes big-endian),
+// read big-endian, modulo 1,000,000, are below ppm. The previous block's
+// proposer has some influence on the draw.
+func SpotCheckDrawn(prev [32]byte, job protocol.CID, seg uint32, ppm uint32) bool {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write([]byte(job.String()))
+	h.Write(binary.BigEndian.AppendUint32(nil, seg))
+	sum := h.Sum(nil)
+	return binary.BigEndian.Uint64(sum[:8])%1_000_000 < uint64(ppm)
+}
+
+// verify makes seg verified at this height, payable ChallengeWindow blocks
+// later; it returns the payment height.
+func (m *machine) verify(c *ledger.TxContext, id string, i uint32, seg *Segment) (uint64, error) {
+	pay := c.Height() + m.p.ChallengeWindow
+	seg.State, seg.Since = SegVerified, c.Height()
+	return pay, schedule(c, pay, id, i)
+}
+
+// penalize burns up to Params.SlashAmount of provider's stake and counts a
+// failure, and a slash if anything was burned: the penalty of a missed
+// deadline and of a wrong result. It returns the amount burned.
+func (m *machine) penalize(c *ledger.TxContext, provider string) (uint64, error) {
+	burned, err := c.SlashStake(provider, ledger.RoleProvider, m.p.SlashAmount)
+	if err != nil {
+		return 0, err
+	}
+	err = updateRep(c, provider, func(r *Reputation) {
+		r.Failed++
+		if burned > 0 {
+			r.Slashed++
+		}
+	})
+	return burned, err
+}
+
+// reopen returns a segment to its job: its leases' prices are no longer
+// owed (their results, if any, go unpaid) and it is open again for a
+// re-auction, or cancelled if the job was cancelled. It reports whether
+// the segment is open.
+func reopen(j *Job, seg *Segment) bool {
+	for _, l := range seg.Leases {
+		j.Owed -= l.Price
+	}
+	*seg = Segment{State: SegOpen}
+	if j.Cancelled {
+		seg.State = SegCancelled
+		j.Unsettled--
+		return false
+	}
+	return true
+}
+
+// attest records a validator's re-run output for a disputed or checking
+// segment and resolves the segment once validators holding more than a
+// third of the current set's stake agree on one output.
+func (m *machine) attest(c *ledger.TxContext, body []byte) error {
+	a, err := DecodeAttest(body)
+	if err != nil {
+		return err
+	}
+	id := a.Job.String()
+	j, err := loadJob(c, id)
+	if err != nil {
+		return err
+	}
+	if a.Segment >= j.Spec.Segments {
+		return fmt.Errorf("%w: %d of %d", ErrBadSegment, a.Segment, j.Spec.Segments)
+	}
+	vals := c.Validators()
+	if !slices.ContainsFunc(vals, func(v ledger.Validator) bool { return v.ID == c.Sender }) || c.Bond(c.Sender).Jailed {
+		return fmt.Errorf("%w: %s", ErrNotValidator, c.Sender)
+	}
+	seg, err := loadSeg(c, id, a.Segment)
+	if err != nil {
+		return err
+	}
+	if seg.State != SegDisputed && seg.State != SegChecking {
+		return fmt.Errorf("%w: segment %d is %s", ErrNotChecking, a.Segment, seg.State)
+	}
+	if slices.ContainsFunc(seg.Attests, func(x Attestation) bool { return x.Validator == c.Sender }) {
+		return fmt.Errorf("%w: %s on segment %d", ErrAttested, c.Sender, a.Segment)
+	}
+	seg.Attests = append(seg.Attests, Attestation{Validator: c.Sender, Output: a.Output})
+	segStr := strconv.FormatUint(uint64(a.Segment), 10)
+	c.Emit(ledger.Event{Kind: EventAttested, Account: c.Sender, Counterparty: id, Detail: segStr})
+	// Weigh the attestations for this output by the current set's stakes:
+	// a validator that has left the set no longer counts.
+	var total, agree uint64
+	for _, v := range vals {
+		total += v.Stake // a set's stakes are parts of the supply: no overflow
+		if slices.ContainsFunc(seg.Attests, func(x Attestation) bool { return x.Validator == v.ID && x.Output.Equals(a.Output.Cid) }) {
+			agree += v.Stake
+		}
+	}
+	if hi, lo := bits.Mul64(agree, 3); hi == 0 && lo <= total {
+		return saveSeg(c, id, a.Segment, seg)
+	}
+	return m.resolve(c, a.Job, j, a.Segment, seg, a.Output)
+}
+
+// resolve settles a disputed or checking segment for the output the
+// validators agreed on: leases with that output are kept and the segment
+// is verified; every other lease is slashed and dropped unpaid; with no
+// lease left the segment is reopened.
+func (m *machine) resolve(c *ledger.TxContext, cid protocol.CID, j *Job, i uint32, seg Segment, out protocol.CID) error {
+	id := cid.String()
+	segStr := strconv.FormatUint(uint64(i), 10)
+	var keep []Lease
+	for _, l := range seg.Leases {
+		if l.Output.Defined() && l.Output.Equals(out.Cid) {
+			keep = append(keep, l)
+			continue
+		}
+		burned, err := m.penalize(c, l.Provider)
+		if err != nil {
+			return err
+		}
+		j.Owed -= l.Price
+		c.Emit(ledger.Event{Kind: EventWrong, Account: l.Provider, Counterparty: id, Amount: burned, Detail: segStr})
+	}
+	seg.Leases = keep
+	if len(keep) > 0 {
+		pay, err := m.verify(c, id, i, &seg)
+		if err != nil {
+			return err
+		}
+		c.Emit(ledger.Event{Kind: EventResolved, Counterparty: id, Release: pay, Detail: segStr})
+		if err := saveSeg(c, id, i, seg); err != nil {
+			return err
+		}
+		return saveJob(c, id, j)
+	}
+	if reopen(j, &seg) {
+		c.Emit(ledger.Event{Kind: EventReopened, Counterparty: id, Detail: segStr})
+	}
+	if err := saveSeg(c, id, i, seg); err != nil {
+		return err
+	}
+	return m.finishOrSave(c, id, cid, j)
+}
+
+// exit records the sender's notice to leave the market.
+func (m *machine) exit(c *ledger.TxContext, body []byte) error {
+	if _, err := DecodeExit(body); err != nil {
+		return err
+	}
+	if c.Bond(c.Sender).Provider == 0 {
+		return fmt.Errorf("%w: %s", ErrNotProvider, c.Sender)
+	}
+	if _, ok := c.Ext(exitKey(c.Sender)); ok {
+		return fmt.Errorf("%w: %s already gave notice", ErrExiting, c.Sender)
+	}
+	b, err := protocol.Marshal(c.Height())
+	if err != nil {
+		return err
+	}
+	c.SetExt(exitKey(c.Sender), b)
+	c.Emit(ledger.Event{Kind: EventExit, Account: c.Sender})
+	return nil
 }
 
 func (m *machine) cancelJob(c *ledger.TxContext, body []byte) error {
@@ -451,21 +679,24 @@ func (m *machine) finishOrSave(c *ledger.TxContext, id string, cid protocol.CID,
 // whose last segment settled.
 func (m *machine) endBlock(c *ledger.TxContext) error {
 	h := c.Height()
-	b, ok := c.Ext(dueKey(h))
-	if !ok {
-		return nil
-	}
-	c.DeleteExt(dueKey(h))
-	var d due
-	if err := protocol.Unmarshal(b, &d); err != nil {
-		return fmt.Errorf("%w: %w", ErrBadRecord, err)
-	}
-	for _, r := range d.Refs {
-		if err := m.settleSegment(c, r.Job, r.Segment); err != nil {
-			return fmt.Errorf("settle: job %s segment %d: %w", r.Job, r.Segment, err)
+	// Settling may schedule this very height again (a lapsed check
+	// verified with a zero challenge window): loop until nothing is due.
+	for {
+		b, ok := c.Ext(dueKey(h))
+		if !ok {
+			return nil
+		}
+		c.DeleteExt(dueKey(h))
+		var d due
+		if err := protocol.Unmarshal(b, &d); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRecord, err)
+		}
+		for _, r := range d.Refs {
+			if err := m.settleSegment(c, r.Job, r.Segment); err != nil {
+				return fmt.Errorf("settle: job %s segment %d: %w", r.Job, r.Segment, err)
+			}
 		}
 	}
-	return nil
 }
 
 func (m *machine) settleSegment(c *ledger.TxContext, id string, i uint32) error {
@@ -497,28 +728,29 @@ func (m *machine) settleSegment(c *ledger.TxContext, id string, i uint32) error 
 		// result is a failure; the whole segment returns to the job
 		// (results already submitted by others are not paid).
 		for _, l := range seg.Leases {
-			j.Owed -= l.Price
 			if l.Output.Defined() {
 				continue
 			}
-			burned, err := c.SlashStake(l.Provider, ledger.RoleProvider, m.p.SlashAmount)
+			burned, err := m.penalize(c, l.Provider)
 			if err != nil {
-				return err
-			}
-			if err := updateRep(c, l.Provider, func(r *Reputation) {
-				r.Failed++
-				if burned > 0 {
-					r.Slashed++
-				}
-			}); err != nil {
 				return err
 			}
 			c.Emit(ledger.Event{Kind: EventMissed, Account: l.Provider, Counterparty: id, Amount: burned, Detail: segStr})
 		}
-		seg = Segment{State: SegOpen}
-		if j.Cancelled {
-			seg.State = SegCancelled
-			j.Unsettled--
+		reopen(j, &seg)
+	case seg.State == SegChecking && h >= seg.Since+m.p.CheckBlocks:
+		// No quorum of validators re-ran it in time: the provider's
+		// result stands.
+		pay, err := m.verify(c, id, i, &seg)
+		if err != nil {
+			return err
+		}
+		c.Emit(ledger.Event{Kind: EventResolved, Counterparty: id, Release: pay, Detail: segStr})
+	case seg.State == SegDisputed && h >= seg.Since+m.p.CheckBlocks:
+		// Nobody can tell who was right: nobody is paid or slashed, and
+		// the segment runs again.
+		if reopen(j, &seg) {
+			c.Emit(ledger.Event{Kind: EventReopened, Counterparty: id, Detail: segStr})
 		}
 	case seg.State == SegVerified && h >= seg.Since+m.p.ChallengeWindow:
 		fee := c.Params().MarketFee
@@ -556,6 +788,13 @@ func (m *machine) settleSegment(c *ledger.TxContext, id string, i uint32) error 
 		return err
 	}
 	return m.finishOrSave(c, id, cid, j)
+}
+
+// Exiting reports whether provider has given notice with market.exit: no
+// new lease is awarded to it.
+func Exiting(st *ledger.State, provider string) bool {
+	_, ok := st.Ext(exitKey(provider))
+	return ok
 }
 
 // JobOf reads job id's record from st; false if no such job is open.

@@ -17,6 +17,8 @@ const (
 	TxAwardLease   ledger.TxType = "market.award_lease"
 	TxSubmitResult ledger.TxType = "market.submit_result"
 	TxCancelJob    ledger.TxType = "market.cancel_job"
+	TxAttest       ledger.TxType = "market.attest"
+	TxExit         ledger.TxType = "market.exit"
 )
 
 // Event kinds the market's handlers and hook emit. Counterparty is the job
@@ -31,6 +33,12 @@ const (
 	EventPaid      ledger.EventKind = "market.paid"       // Detail: segment; Amount: price minus fee
 	EventCancelled ledger.EventKind = "market.cancelled"  // Amount: refund
 	EventJobClosed ledger.EventKind = "market.job_closed" // Amount: rest of the escrow refunded to the renter
+	EventCheck     ledger.EventKind = "market.check"      // Detail: segment drawn for a validator re-run
+	EventAttested  ledger.EventKind = "market.attested"   // Account: validator; Detail: segment
+	EventResolved  ledger.EventKind = "market.resolved"   // Detail: segment; Release: payment height
+	EventWrong     ledger.EventKind = "market.wrong"      // Account: provider; Amount: stake slashed; Detail: segment
+	EventReopened  ledger.EventKind = "market.reopened"   // Detail: segment (open again, re-auctionable)
+	EventExit      ledger.EventKind = "market.exit"       // Account: provider giving notice
 )
 
 // Limits on tx bodies, checked by the decoders.
@@ -63,6 +71,11 @@ var (
 	ErrDeadlinePassed  = errors.New("settle: lease deadline passed")
 	ErrNothingToCancel = errors.New("settle: no unleased segment to cancel")
 	ErrBadRecord       = errors.New("settle: corrupt market record")
+	ErrNotValidator    = errors.New("settle: sender is not an unjailed validator of the current set")
+	ErrAttested        = errors.New("settle: validator already attested the segment")
+	ErrNotChecking     = errors.New("settle: segment is not disputed or being checked")
+	ErrExiting         = errors.New("settle: provider is exiting")
+	ErrNotProvider     = errors.New("settle: sender has no provider stake")
 )
 
 // OpenJob (market.open_job) opens a job: Deposit moves from the sender's
@@ -100,6 +113,18 @@ type SubmitResult struct {
 type CancelJob struct {
 	Job protocol.CID `cbor:"1,keyasint"`
 }
+
+// Attest (market.attest) is a validator's re-run result for a disputed or
+// spot-checked segment.
+type Attest struct {
+	Job     protocol.CID `cbor:"1,keyasint"`
+	Segment uint32       `cbor:"2,keyasint"`
+	Output  protocol.CID `cbor:"3,keyasint"`
+}
+
+// Exit (market.exit) is a provider's notice that it is leaving: from then
+// on no new lease is awarded to it; its current leases run on.
+type Exit struct{}
 
 // DecodeOpenJob strictly decodes and checks an open_job body.
 func DecodeOpenJob(body []byte) (*OpenJob, error) {
@@ -173,6 +198,30 @@ func DecodeCancelJob(body []byte) (*CancelJob, error) {
 	return &c, nil
 }
 
+// DecodeAttest strictly decodes and checks an attest body.
+func DecodeAttest(body []byte) (*Attest, error) {
+	var a Attest
+	if err := protocol.Unmarshal(body, &a); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBody, err)
+	}
+	switch {
+	case !a.Job.Defined():
+		return nil, fmt.Errorf("%w: no job", ErrBadBody)
+	case !a.Output.Defined():
+		return nil, fmt.Errorf("%w: no output CID", ErrBadBody)
+	}
+	return &a, nil
+}
+
+// DecodeExit strictly decodes an exit body (an empty map).
+func DecodeExit(body []byte) (*Exit, error) {
+	var e Exit
+	if err := protocol.Unmarshal(body, &e); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadBody, err)
+	}
+	return &e, nil
+}
+
 // SegState is where a segment is in its life.
 type SegState uint8
 
@@ -181,9 +230,10 @@ const (
 	SegOpen      SegState = 0 // waiting for an award
 	SegLeased    SegState = 1 // leased, waiting for results
 	SegVerified  SegState = 2 // results agree; paid after the challenge window
-	SegDisputed  SegState = 3 // results disagree; waits for market.resolve
+	SegDisputed  SegState = 3 // results disagree; waits for validators' attestations
 	SegPaid      SegState = 4 // providers paid
 	SegCancelled SegState = 5 // cancelled by the renter before any lease
+	SegChecking  SegState = 6 // drawn for a spot check; waits for validators' attestations
 )
 
 func (s SegState) String() string {
@@ -200,6 +250,8 @@ func (s SegState) String() string {
 		return "paid"
 	case SegCancelled:
 		return "cancelled"
+	case SegChecking:
+		return "checking"
 	}
 	return fmt.Sprintf("segstate(%d)", uint8(s))
 }
@@ -213,11 +265,21 @@ type Lease struct {
 	Receipt  []byte       `cbor:"5,keyasint,omitempty"` // sha256 of the submitted receipt
 }
 
+// Attestation is a validator's re-run output for a disputed or checking
+// segment.
+type Attestation struct {
+	Validator string       `cbor:"1,keyasint" json:"validator"`
+	Output    protocol.CID `cbor:"2,keyasint" json:"output"`
+}
+
 // Segment is a segment's record.
 type Segment struct {
 	State  SegState `cbor:"1,keyasint"`
-	Leases []Lease  `cbor:"2,keyasint,omitempty"` // Replicas leases while leased, verified or disputed
-	Since  uint64   `cbor:"3,keyasint,omitempty"` // height it became verified or disputed
+	Leases []Lease  `cbor:"2,keyasint,omitempty"` // Replicas leases while leased, verified, checking or disputed
+	Since  uint64   `cbor:"3,keyasint,omitempty"` // height it became verified, checking or disputed
+	// Attests are the attestations received while disputed or checking,
+	// in arrival order (one per validator); kept once verified.
+	Attests []Attestation `cbor:"4,keyasint,omitempty"`
 }
 
 // UsedBid is a winning bid already consumed by an award of the job; a bid
@@ -273,11 +335,12 @@ type due struct {
 }
 
 const (
-	prefix    = "market/"
-	jobPrefix = prefix + "job/"
-	segPrefix = prefix + "seg/"
-	repPrefix = prefix + "rep/"
-	duePrefix = prefix + "due/"
+	prefix     = "market/"
+	jobPrefix  = prefix + "job/"
+	segPrefix  = prefix + "seg/"
+	repPrefix  = prefix + "rep/"
+	duePrefix  = prefix + "due/"
+	exitPrefix = prefix + "exit/"
 )
 
 // EscrowID is the ledger escrow holding a job's deposit.
@@ -287,8 +350,9 @@ func jobKey(job string) string { return jobPrefix + job }
 func segKey(job string, i uint32) string {
 	return segPrefix + job + "/" + fmt.Sprintf("%06d", i)
 }
-func repKey(p string) string { return repPrefix + p }
-func dueKey(h uint64) string { return fmt.Sprintf("%s%020d", duePrefix, h) }
+func repKey(p string) string  { return repPrefix + p }
+func exitKey(p string) string { return exitPrefix + p }
+func dueKey(h uint64) string  { return fmt.Sprintf("%s%020d", duePrefix, h) }
 
 // DecodeJob strictly decodes a job record.
 func DecodeJob(b []byte) (*Job, error) {

@@ -1,0 +1,507 @@
+// Package market_test runs the market end to end in one process: real
+// daemons (libp2p on loopback, gossipsub, the BFT chain, badger, the wasm
+// executor) playing validators, providers and a renter.
+package market_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gpunode/gpunode/compute/exec/exectest"
+	"github.com/gpunode/gpunode/compute/exec/wasm"
+	"github.com/gpunode/gpunode/consensus"
+	"github.com/gpunode/gpunode/consensus/ledger"
+	"github.com/gpunode/gpunode/market/agent"
+	"github.com/gpunode/gpunode/market/settle"
+	"github.com/gpunode/gpunode/node"
+	"github.com/gpunode/gpunode/protocol"
+)
+
+func TestMain(m *testing.M) {
+	wasm.RunWorkerIfRequested()
+	code := m.Run()
+	exectest.Cleanup()
+	os.Exit(code)
+}
+
+const network = "mkt"
+
+// member is one daemon of the test network.
+type member struct {
+	name   string
+	d      *node.Daemon
+	price  uint64
+	slots  uint32
+	tamper atomic.Bool
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// net is the test network: 4 validators that are also providers, one
+// provider-only node (the cheapest) and one renter.
+type net struct {
+	t          *testing.T
+	vals       []*member
+	solo       *member // provider only
+	renter     *member
+	providers  []*member
+	all        []*member
+	program    string // data root of the segment program
+	invariants atomic.Int64
+	invErr     atomic.Value
+	mu         sync.Mutex
+}
+
+func startNet(t *testing.T) *net {
+	t.Helper()
+	prog := exectest.Build(t, "github.com/gpunode/gpunode/test/market/segprog", "wasip1", "wasm")
+	worker := exectest.Build(t, "github.com/gpunode/gpunode/compute/exec/wasm/wasmworker", runtime.GOOS, runtime.GOARCH)
+	n := &net{t: t}
+	spec := []struct {
+		name  string
+		roles []node.Role
+		price uint64
+		slots uint32
+	}{
+		{"val-0", []node.Role{node.RoleValidator, node.RoleProvider}, 200, 3},
+		{"val-1", []node.Role{node.RoleValidator, node.RoleProvider}, 300, 3},
+		{"val-2", []node.Role{node.RoleValidator, node.RoleProvider}, 400, 4},
+		{"val-3", []node.Role{node.RoleValidator, node.RoleProvider}, 500, 4},
+		{"solo", []node.Role{node.RoleProvider}, 100, 2},
+		{"renter", []node.Role{node.RoleRenter}, 0, 0},
+	}
+	homes := make([]node.Home, len(spec))
+	g := ledger.NewGenesis(network)
+	g.Params.MinProviderStake = 1000
+	g.Market = json.RawMessage(`{"block_time_ms":250,"challenge_window":2,"check_blocks":40,"slash_amount":500}`)
+	for i, s := range spec {
+		homes[i] = node.Home(t.TempDir())
+		key, err := node.InitKey(homes[i].KeyFile())
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := node.PeerIDFromKey(key)
+		if err := g.AddAccount(id.String(), 10_000_000); err != nil {
+			t.Fatal(err)
+		}
+		if s.roles[0] == node.RoleValidator {
+			if err := g.AddValidator(id.String(), 1_000_000); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var boot []string
+	for i, s := range spec {
+		if err := g.Save(homes[i].GenesisFile()); err != nil {
+			t.Fatal(err)
+		}
+		m := &member{name: s.name, price: s.price, slots: s.slots, logs: &syncBuffer{}}
+		log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		cfg := node.DaemonConfig{
+			Home:       homes[i],
+			P2P:        node.Config{Network: network, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, DisableQUIC: true, Bootstrap: boot},
+			Roles:      s.roles,
+			APIListen:  "127.0.0.1:0",
+			WasmWorker: worker,
+			Market: node.MarketConfig{Price: s.price, Slots: s.slots, AuctionWindow: 3 * time.Second,
+				Tamper: func(protocol.CID, uint32) bool { return m.tamper.Load() }},
+			Logger: log,
+		}
+		d, err := node.StartDaemon(context.Background(), cfg)
+		if err != nil {
+			t.Fatalf("start %s: %v\n%s", s.name, err, m.logs.String())
+		}
+		m.d = d
+		t.Cleanup(func() {
+			_ = d.Close()
+			if t.Failed() {
+				t.Logf("--- logs of %s ---\n%s", m.name, lastLines(m.logs.String(), 60))
+			}
+		})
+		if i == 0 {
+			boot = []string{d.Addrs()[0].String()}
+		}
+		n.all = append(n.all, m)
+		switch {
+		case s.name == "renter":
+			n.renter = m
+		case s.name == "solo":
+			n.solo = m
+			n.providers = append(n.providers, m)
+		default:
+			n.vals = append(n.vals, m)
+			n.providers = append(n.providers, m)
+		}
+	}
+	// The supply invariant at every height, on the renter's node (a
+	// follower) and a validator.
+	for _, m := range []*member{n.renter, n.vals[0]} {
+		m.d.Chain().OnCommit(func(c *consensus.Committed) {
+			n.invariants.Add(1)
+			if err := ledger.CheckInvariant(c.State); err != nil {
+				n.invErr.CompareAndSwap(nil, fmt.Sprintf("height %d: %v", c.Height, err))
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Providers bond their stake.
+	for _, p := range n.providers {
+		if _, _, err := p.d.Chain().SubmitOwn(ctx, ledger.TxStake, 0, ledger.Stake{Role: ledger.RoleProvider, Amount: 100_000}); err != nil {
+			t.Fatalf("%s stake: %v", p.name, err)
+		}
+	}
+	n.waitFor(ctx, "providers staked and offers in the renter's book", func() bool {
+		st := n.renter.d.Chain().State()
+		for _, p := range n.providers {
+			if st.Bond(p.d.PeerID().String()).Provider < 100_000 {
+				return false
+			}
+		}
+		return len(n.renter.d.Market().Offers()) == len(n.providers)
+	})
+	n.program = n.add(ctx, "segprog.wasm", mustRead(t, prog))
+	return n
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func lastLines(s string, n int) string {
+	lines := bytes.Split([]byte(s), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// add stores content on the renter's node and returns its data root.
+func (n *net) add(ctx context.Context, name string, content []byte) string {
+	n.t.Helper()
+	p := filepath.Join(n.t.TempDir(), name)
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+	root, err := n.renter.d.AddPath(ctx, p)
+	if err != nil {
+		n.t.Fatalf("add %s: %v", name, err)
+	}
+	return root
+}
+
+// inputs adds k distinct segment inputs.
+func (n *net) inputs(ctx context.Context, tag string, k int) []string {
+	var out []string
+	for i := range k {
+		out = append(out, n.add(ctx, fmt.Sprintf("%s-%d", tag, i), []byte(fmt.Sprintf("input %s %d\n", tag, i))))
+	}
+	return out
+}
+
+func (n *net) waitFor(ctx context.Context, what string, cond func() bool) {
+	n.t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			n.t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func (n *net) job(id string) agent.JobView {
+	v, err := n.renter.d.Market().Job(id)
+	if err != nil {
+		n.t.Fatalf("job %s: %v", id, err)
+	}
+	return v
+}
+
+// waitDone waits until job id is closed on chain (every segment paid).
+func (n *net) waitDone(ctx context.Context, id string) agent.JobView {
+	n.t.Helper()
+	var v agent.JobView
+	n.waitFor(ctx, "job "+id+" done", func() bool {
+		v = n.job(id)
+		return v.State == "done"
+	})
+	return v
+}
+
+func (n *net) checkInvariant() {
+	n.t.Helper()
+	if e := n.invErr.Load(); e != nil {
+		n.t.Fatalf("supply invariant broken at %s", e)
+	}
+	if n.invariants.Load() == 0 {
+		n.t.Fatal("no block was checked for the supply invariant")
+	}
+}
+
+func (n *net) byID(id string) *member {
+	for _, m := range n.all {
+		if m.d.PeerID().String() == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// fee is the market fee on price under the genesis parameters.
+func fee(st *ledger.State, price uint64) uint64 {
+	f := st.Params().MarketFee
+	if f.Den == 0 {
+		return 0
+	}
+	return price * f.Num / f.Den
+}
+
+// leasesOf counts each provider's leases in the job's events.
+func leasesOf(v agent.JobView) map[string]int {
+	out := map[string]int{}
+	for _, e := range v.Events {
+		if e.Kind == string(settle.EventLease) {
+			out[e.Account]++
+		}
+	}
+	return out
+}
+
+func TestMarket(t *testing.T) {
+	n := startNet(t)
+	t.Run("AwardRunVerifyPay", n.testAwardRunVerifyPay)
+	t.Run("NoBids", n.testNoBids)
+	t.Run("WrongResult", n.testWrongResult)
+	t.Run("BadBids", n.testBadBids)
+	t.Run("ProviderKilled", n.testProviderKilled)
+}
+
+// Acceptance 1: a 10-segment job goes to the cheapest providers within
+// their capacity; every segment runs and is verified; each provider is paid
+// price x segments minus the fee; the renter gets the rest back.
+func (n *net) testAwardRunVerifyPay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	in := n.inputs(ctx, "a", 10)
+	res, err := n.renter.d.Market().SubmitJob(ctx, agent.SubmitJobRequest{Program: n.program, Inputs: in, Segments: 10,
+		MaxPrice: 1000, Deadline: 60, Verify: "replicate:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Deposit != 10_000 {
+		t.Fatalf("deposit %d, want 10000", res.Deposit)
+	}
+	v := n.waitDone(ctx, res.Job)
+	st := n.renter.d.Chain().State()
+	counts := leasesOf(v)
+	// Cheapest first within capacity: a provider only gets segments while
+	// every cheaper one is full.
+	var ps []*member
+	for _, p := range n.providers {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].price < ps[j].price })
+	total, full := 0, true
+	var cost uint64
+	for _, p := range ps {
+		c := counts[p.d.PeerID().String()]
+		if c > int(p.slots) {
+			t.Errorf("%s got %d segments, capacity %d", p.name, c, p.slots)
+		}
+		if c > 0 && !full {
+			t.Errorf("%s (price %d) got %d segments while a cheaper provider had capacity left: %v", p.name, p.price, c, counts)
+		}
+		full = full && c == int(p.slots)
+		total += c
+		cost += uint64(c) * p.price
+		want := uint64(c) * (p.price - fee(st, p.price))
+		if got := v.Paid[p.d.PeerID().String()]; got != want {
+			t.Errorf("%s paid %d, want %d (%d segments at %d minus fee)", p.name, got, want, c, p.price)
+		}
+	}
+	if total != 10 {
+		t.Fatalf("%d leases for 10 segments: %v", total, counts)
+	}
+	if v.Refund != res.Deposit-cost {
+		t.Errorf("refund %d, want deposit %d - cost %d", v.Refund, res.Deposit, cost)
+	}
+	if v.SegmentsDone != 10 {
+		t.Errorf("segments done %d, want 10", v.SegmentsDone)
+	}
+	n.checkInvariant()
+}
+
+// Acceptance 4: no provider meets the requirements: no bids, and the
+// renter sees each provider's reason; cancelling refunds everything.
+func (n *net) testNoBids(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := n.renter.d.Market().SubmitJob(ctx, agent.SubmitJobRequest{Program: n.program, Segments: 2, MaxPrice: 1000,
+		GPUModels: []string{"NVIDIA A100-SXM4-80GB"}, GPUCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(ctx, "a reason from every provider", func() bool { return len(n.job(res.Job).NoBids) == len(n.providers) })
+	v := n.job(res.Job)
+	for _, nb := range v.NoBids {
+		if nb.Reason == "" || n.byID(nb.Provider) == nil {
+			t.Errorf("no-bid %+v", nb)
+		}
+	}
+	t.Logf("why no bids: %+v", v.NoBids)
+	bv, _ := n.renter.d.Market().Bids(res.Job)
+	for _, r := range bv.Rounds {
+		if len(r.Bids) != 0 {
+			t.Errorf("round %d has bids %+v", r.Round, r.Bids)
+		}
+	}
+	if _, err := n.renter.d.Market().CancelJob(ctx, res.Job); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(ctx, "cancelled job closed", func() bool {
+		v = n.job(res.Job)
+		return v.State == "cancelled" && v.Refund == res.Deposit
+	})
+	n.checkInvariant()
+}
+
+// Acceptance 3: under replicate:2 a provider returning a wrong result is
+// caught (validators re-run and attest), slashed, and the honest result
+// stands; the renter pays once per segment.
+func (n *net) testWrongResult(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cheat := n.solo // the cheapest: it wins a replica of every segment it can
+	cheat.tamper.Store(true)
+	defer cheat.tamper.Store(false)
+	id := cheat.d.PeerID().String()
+	before := n.renter.d.Chain().State().Bond(id).Provider
+	repBefore, _ := settle.ReputationOf(n.renter.d.Chain().State(), id)
+	in := n.inputs(ctx, "w", 2)
+	res, err := n.renter.d.Market().SubmitJob(ctx, agent.SubmitJobRequest{Program: n.program, Inputs: in, Segments: 2,
+		MaxPrice: 1000, Deadline: 60, Verify: "replicate:2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := n.waitDone(ctx, res.Job)
+	cheatLeases := leasesOf(v)[id]
+	if cheatLeases == 0 {
+		t.Fatalf("the cheating provider won no lease: %v", leasesOf(v))
+	}
+	if v.Wrong != cheatLeases {
+		t.Errorf("wrong results %d, want %d (one per lease of the cheater)", v.Wrong, cheatLeases)
+	}
+	if v.Paid[id] != 0 {
+		t.Errorf("cheater paid %d", v.Paid[id])
+	}
+	st := n.renter.d.Chain().State()
+	if after := st.Bond(id).Provider; before-after != uint64(cheatLeases)*500 {
+		t.Errorf("cheater stake %d -> %d, want %d slashed", before, after, cheatLeases*500)
+	}
+	repAfter, _ := settle.ReputationOf(st, id)
+	if repAfter.Slashed != repBefore.Slashed+uint64(cheatLeases) {
+		t.Errorf("cheater reputation %+v -> %+v", repBefore, repAfter)
+	}
+	// Every segment is paid, each to honest providers only, and the renter
+	// pays no segment twice: total payments per segment <= 2 leases.
+	paidPerSeg := map[string]int{}
+	for _, e := range v.Events {
+		if e.Kind == string(settle.EventPaid) {
+			paidPerSeg[e.Segment]++
+			if e.Account == id {
+				t.Errorf("cheater paid for segment %s", e.Segment)
+			}
+		}
+	}
+	for s := range 2 {
+		c := paidPerSeg[strconv.Itoa(s)]
+		if c == 0 || c > 2 {
+			t.Errorf("segment %d paid %d times", s, c)
+		}
+	}
+	n.checkInvariant()
+}
+
+// Acceptance 2: the cheapest provider dies right after winning; its
+// segments miss their deadline, are re-auctioned and finished by the
+// others; it is paid nothing for them and is penalised.
+func (n *net) testProviderKilled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	victim := n.solo
+	id := victim.d.PeerID().String()
+	repBefore, _ := settle.ReputationOf(n.renter.d.Chain().State(), id)
+	stakeBefore := n.renter.d.Chain().State().Bond(id).Provider
+	killed := make(chan struct{})
+	var once sync.Once
+	victim.d.Chain().OnCommit(func(c *consensus.Committed) {
+		for _, e := range c.Events {
+			if e.Kind == settle.EventLease && e.Account == id {
+				once.Do(func() { close(killed) })
+			}
+		}
+	})
+	in := n.inputs(ctx, "k", 6)
+	res, err := n.renter.d.Market().SubmitJob(ctx, agent.SubmitJobRequest{Program: n.program, Inputs: in, Segments: 6,
+		MaxPrice: 1000, Deadline: 3, Verify: "replicate:1", AuctionMs: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-killed:
+	case <-ctx.Done():
+		t.Fatal("the cheapest provider never won a lease")
+	}
+	_ = victim.d.Close()
+	v := n.waitDone(ctx, res.Job)
+	if v.Paid[id] != 0 {
+		t.Errorf("killed provider paid %d", v.Paid[id])
+	}
+	if v.Missed == 0 || v.Auctions < 2 {
+		t.Errorf("missed %d, auctions %d: want misses and a re-auction", v.Missed, v.Auctions)
+	}
+	st := n.renter.d.Chain().State()
+	rep, _ := settle.ReputationOf(st, id)
+	if rep.Failed <= repBefore.Failed || st.Bond(id).Provider >= stakeBefore {
+		t.Errorf("killed provider not penalised: reputation %+v -> %+v, stake %d -> %d", repBefore, rep, stakeBefore, st.Bond(id).Provider)
+	}
+	if v.SegmentsDone != 6 {
+		t.Errorf("segments done %d, want 6", v.SegmentsDone)
+	}
+	n.checkInvariant()
+}
