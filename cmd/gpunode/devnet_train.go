@@ -59,7 +59,7 @@ const (
 
 // devnetMarketParams is the genesis "market" object of a devnet: short
 // blocks and windows so a training job runs in seconds.
-var devnetMarketParams = json.RawMessage(`{"challenge_window":2,"block_time_ms":250,"slash_amount":100000,"expiry_grace_ms":2000,"check_blocks":8}`)
+var devnetMarketParams = json.RawMessage(`{"challenge_window":2,"block_time_ms":250,"slash_amount":10000,"expiry_grace_ms":30000,"check_blocks":8}`)
 
 // setGenesisMarket puts devnetMarketParams into g's Market field when this
 // build's ledger.Genesis has one (a json.RawMessage or a struct), and
@@ -132,7 +132,7 @@ func addTrainFlags(cmd *cobra.Command) {
 	f.Int("dim", 16, "train: features per row")
 	f.Uint64("seed", 1, "train: data set seed")
 	f.String("verify", "replicate:2", "train: verification policy, replicate:k or spotcheck:p")
-	f.Duration("deadline", 20*time.Second, "train: time a provider has for a segment before it is re-auctioned")
+	f.Duration("deadline", 60*time.Second, "train: time a provider has for a segment before it is re-auctioned (a first run compiles the module on every slot at once)")
 	f.Duration("auction", 0, "train: how long each auction round stays open (0: the agent's default)")
 	f.Duration("job-timeout", 4*time.Minute, "train: how long the job may take from submission to settlement")
 }
@@ -364,7 +364,7 @@ func segList(segs []uint32) string {
 // wrong results.
 type jobTracker struct {
 	name   func(peerID string) string
-	leases map[string]bool   // "segment/provider/deadline" seen
+	leases map[string]bool   // "segment/provider/deadline" and "segment/provider" seen
 	output map[string]bool   // "segment/provider" with a result seen
 	state  map[uint32]string // segment -> last state
 	missed int
@@ -387,9 +387,12 @@ func (t *jobTracker) update(v agent.JobView) []string {
 	states := map[string][]uint32{}
 	for _, s := range v.SegmentList {
 		for _, l := range s.Leases {
+			// A lease is new when its deadline is; a view may drop the
+			// deadline (0) of a lease it showed before.
 			key := fmt.Sprintf("%d/%s/%d", l.Segment, l.Provider, l.Deadline)
-			if !t.leases[key] {
-				t.leases[key] = true
+			sp := fmt.Sprintf("%d/%s", l.Segment, l.Provider)
+			if !t.leases[key] && (l.Deadline != 0 || !t.leases[sp]) {
+				t.leases[key], t.leases[sp] = true, true
 				g := newLeases[l.Provider]
 				if g == nil {
 					g = &group{price: l.Price}

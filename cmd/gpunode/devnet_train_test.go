@@ -163,7 +163,7 @@ func TestTrainConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := trainConfig{Program: wasm, Segments: 8, Rows: 4000, Dim: 16, Seed: 1, Verify: "replicate:2",
-		Deadline: 20 * time.Second, JobTimeout: 4 * time.Minute}
+		Deadline: 60 * time.Second, JobTimeout: 4 * time.Minute}
 	if c != want {
 		t.Errorf("defaults = %+v; want %+v", c, want)
 	}
@@ -288,6 +288,11 @@ func TestJobTracker(t *testing.T) {
 				"segments 1: checking",
 				"segments 0: verified (1/2 done, 0 paid)",
 			}},
+		// A view that drops the deadline of known leases shows nothing new.
+		{view(2, 1,
+			agent.SegmentView{Index: 0, State: "verified", Leases: []agent.LeaseView{lease(0, "P1", 0, "o0"), lease(0, "P2", 0, "o0")}},
+			agent.SegmentView{Index: 1, State: "checking", Leases: []agent.LeaseView{lease(1, "P1", 0, "o1"), lease(1, "P2", 0, "o1")}}),
+			nil},
 	}
 	for i, s := range steps {
 		if got := tr.update(s.v); !slices.Equal(got, s.want) {
