@@ -66,8 +66,14 @@ demo: build
 e2e: build
 	GPUNODE_E2E=1 $(GO) test -timeout 120m ./...
 
+# The output streams through scripts/benchtable, which ends it with one
+# table of the figures next to their comparisons and targets and writes the
+# rows to bench.json. pipefail: a failing benchmark fails make.
+bench: SHELL := /bin/bash
+bench: .SHELLFLAGS := -o pipefail -c
 bench: build wasi-toolchain
-	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./test/bench/
+	$(GO) build -o /dev/null ./scripts/benchtable
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m ./test/bench/ 2>&1 | $(GO) run ./scripts/benchtable -json bench.json
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh

@@ -67,6 +67,11 @@ Settings are flags, GPUNODE_* environment variables or keys of DIR/config.toml.`
 		newChainCmd(),
 		newGPUsCmd(),
 		newRuntimesCmd(),
+		newOffersCmd(),
+		newPricesCmd(),
+		newJobCmd(),
+		newLeasesCmd(),
+		newProviderCmd(),
 	)
 	return root
 }

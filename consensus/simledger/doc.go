@@ -6,7 +6,10 @@
 //   - Propose: the proposer builds a block from a seeded random workload of
 //     signed txs (transfers, provider and validator stakes and unstakes,
 //     unjails, some of them failing with receipts) and the evidence in its
-//     pool, executed by ledger.Chain.Propose.
+//     pool, executed by ledger.Chain.Propose. An Extension adds an
+//     application's tx handlers and txs: this package's tests run every
+//     scenario with the market's (market/settle: jobs, awards, results,
+//     attestations, exits), which only tests import.
 //   - Validate: every node executes proposed blocks with Chain.Validate.
 //   - Commit: Chain.Commit, then checks after every block on every node:
 //     the supply invariant (ledger.CheckInvariant with the state-hash

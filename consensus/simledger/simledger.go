@@ -107,6 +107,7 @@ type world struct {
 	sets     map[uint64]bft.Hash // validator set hash per height
 	apps     map[int]*app        // latest app per node index
 	full     bool                // ledger.CheckInvariant on every node after every block
+	ext      *Extension          // application txs in the workload (tests), or nil
 	err      error               // first cross-node failure
 }
 
@@ -149,11 +150,15 @@ func (w *world) setup(info sim.NodeInfo) error {
 	if w.seed%sim.RealCryptoEvery == 0 {
 		ev = consensus.EvidenceVerifier{}
 	}
-	w.led, err = ledger.New(
+	opts := []ledger.Option{
 		ledger.WithVerifier(ledger.NewCachingVerifier(nil, 4096)),
 		ledger.WithEvidenceVerifier(ev),
 		ledger.WithVerifyWorkers(1),
-	)
+	}
+	if w.ext != nil {
+		opts = append(opts, w.ext.Options...)
+	}
+	w.led, err = ledger.New(opts...)
 	return err
 }
 
@@ -252,6 +257,9 @@ func (a *app) Commit(h uint64, v bft.Value, _ bft.Certificate) error {
 		}
 	}
 	a.w.hashes[h] = st.Hash()
+	if a.w.ext != nil && a.w.ext.Committed != nil {
+		a.w.ext.Committed(a.info.Index, h, events)
+	}
 	blk, err := ledger.DecodeBlock(v.Data)
 	if err != nil {
 		return err
@@ -261,7 +269,9 @@ func (a *app) Commit(h uint64, v bft.Value, _ bft.Certificate) error {
 	for _, e := range events {
 		switch e.Kind {
 		case ledger.EventSlash:
-			slashes++
+			if e.Role == ledger.RoleValidator { // the market slashes provider stake
+				slashes++
+			}
 		case ledger.EventTxFailed:
 			a.failed++
 		}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/gpunode/gpunode/consensus/bft/sim"
+	"github.com/gpunode/gpunode/consensus/ledger"
+	"github.com/gpunode/gpunode/market/settle"
 )
 
 var (
@@ -47,6 +49,7 @@ func TestSimLedger(t *testing.T) {
 		t.Run(sc.Name, func(t *testing.T) {
 			t.Parallel()
 			var tot totals
+			market := map[ledger.EventKind]int{}
 			for i := range seeds {
 				seed := *firstFlag + uint64(i)
 				if *seedFlag >= 0 {
@@ -55,7 +58,7 @@ func TestSimLedger(t *testing.T) {
 					}
 					seed = uint64(*seedFlag)
 				}
-				rep, err := Run(sc, seed)
+				rep, _, err := run(sc, seed, withMarket(market))
 				if err != nil {
 					reportFailure(t, err)
 					return
@@ -75,7 +78,7 @@ func TestSimLedger(t *testing.T) {
 				tot.setChanges += rep.SetChanges
 				tot.memberChanges += rep.MemberChanges
 			}
-			t.Logf("%s: %+v", sc.Name, tot)
+			t.Logf("%s: %+v market events %v", sc.Name, tot, market)
 			// The runs exercised what the scenario is for.
 			if tot.txs == 0 || tot.failed == 0 && tot.seeds >= 20 {
 				t.Errorf("%s: %d txs, %d failed: the workload did not run", sc.Name, tot.txs, tot.failed)
@@ -86,11 +89,21 @@ func TestSimLedger(t *testing.T) {
 			if sc.GenesisValidators > 0 && tot.seeds >= 10 && tot.memberChanges == 0 {
 				t.Errorf("%s: no validator joined or left in %d seeds", sc.Name, tot.seeds)
 			}
+			if tot.seeds >= 10 && (market[settle.EventJobOpened] == 0 || market[settle.EventLease] == 0 || market[settle.EventResult] == 0) {
+				t.Errorf("%s: the market workload did not run: %v", sc.Name, market)
+			}
 		})
 	}
 	if ran == 0 {
 		t.Fatalf("no scenario named %q", *scenarioFlag)
 	}
+}
+
+// withMarket is a prep for run that adds the market to the ledger and its
+// txs to the workload, counting committed market events in count (if not
+// nil).
+func withMarket(count map[ledger.EventKind]int) func(*world) {
+	return func(w *world) { w.ext = marketExtension(count) }
 }
 
 // reportFailure prints the seed, the replay command and the trace (the
@@ -126,8 +139,8 @@ func TestDivergenceFails(t *testing.T) {
 // TestDeterministic: a seed replays to the same trace and ledger results.
 func TestDeterministic(t *testing.T) {
 	for _, w := range Scenarios() {
-		a, errA := Run(w.Scenario, 5)
-		b, errB := Run(w.Scenario, 5)
+		a, _, errA := run(w.Scenario, 5, withMarket(nil))
+		b, _, errB := run(w.Scenario, 5, withMarket(nil))
 		if errA != nil || errB != nil {
 			t.Fatalf("%s: %v, %v", w.Scenario.Name, errA, errB)
 		}

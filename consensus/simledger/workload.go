@@ -7,6 +7,23 @@ import (
 	"github.com/gpunode/gpunode/consensus/ledger"
 )
 
+// Extension adds an application's txs to the random workload, e.g. the
+// market's: consensus never imports the market, so its tests inject it
+// (through run's prep).
+type Extension struct {
+	// Options install the application's tx handlers and end-of-block
+	// hooks in every node's ledger.
+	Options []ledger.Option
+	// Txs returns txs to append to a proposal for the block after st.
+	// sign signs a tx from an account of the keyring with its next nonce
+	// and the minimum fee (nil if the account cannot pay the fee). It
+	// must be deterministic in rng and st.
+	Txs func(rng *rand.Rand, st *ledger.State, keys *ledger.Keyring, sign func(from string, typ ledger.TxType, body any) []byte) [][]byte
+	// Committed, if set, sees the events of every block every node
+	// commits.
+	Committed func(node int, h uint64, events []ledger.Event)
+}
+
 // workload returns up to MaxTxs signed txs for the block after st from
 // random senders, with consecutive nonces per sender: mostly transfers
 // (some overdrawn, which get failure receipts), provider stakes and
@@ -94,6 +111,30 @@ func (w *world) workload(rng *rand.Rand, st *ledger.State) [][]byte {
 		a.nonce++
 		a.balance -= fee + spend
 		out = append(out, raw)
+	}
+	if w.ext != nil && w.ext.Txs != nil {
+		sign := func(from string, typ ledger.TxType, body any) []byte {
+			a := get(from)
+			if a.balance < p.MinFee {
+				return nil
+			}
+			tx, err := ledger.NewTx(typ, a.nonce, p.MinFee, body)
+			if err != nil {
+				panic(err) // the extension's bodies encode
+			}
+			raw, err := w.keys.Sign(st.ChainID(), from, tx)
+			if err != nil {
+				panic(err)
+			}
+			a.nonce++
+			a.balance -= p.MinFee
+			return raw
+		}
+		for _, raw := range w.ext.Txs(rng, st, w.keys, sign) {
+			if raw != nil {
+				out = append(out, raw)
+			}
+		}
 	}
 	// Jailed nodes whose jail is over always ask to come back.
 	for _, id := range ids[:nodes] {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -185,6 +186,10 @@ type Agent struct {
 	rent  *renter    // nil unless renter
 	valid *validator // nil unless validator
 
+	// last is the state of the newest block handed to OnCommit; the
+	// chain's own view may be updated after its commit hooks run.
+	last atomic.Pointer[ledger.State]
+
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -349,7 +354,19 @@ func (a *Agent) commitLoop() {
 	}
 }
 
+// state is the newest committed state the agent knows of.
+func (a *Agent) state() *ledger.State {
+	st := a.cfg.Chain.State()
+	if l := a.last.Load(); l != nil && l.Height() > st.Height() {
+		return l
+	}
+	return st
+}
+
 func (a *Agent) handleCommit(c commit) {
+	if l := a.last.Load(); c.state != nil && (l == nil || c.state.Height() > l.Height()) {
+		a.last.Store(c.state)
+	}
 	for _, e := range c.events {
 		if e.Height == 0 {
 			e.Height = c.height
@@ -563,7 +580,7 @@ type stakeChecker struct{ a *Agent }
 // Staked: provider stake at least the chain's minimum, not jailed, and not
 // exiting.
 func (s stakeChecker) Staked(p string) bool {
-	st := s.a.cfg.Chain.State()
+	st := s.a.state()
 	b := st.Bond(p)
 	if b.Jailed || b.Provider == 0 || b.Provider < st.Params().MinProviderStake {
 		return false

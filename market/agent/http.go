@@ -54,7 +54,7 @@ func offerView(o *market.Offer, rep settle.Reputation) OfferView {
 
 // Offers is the node's order book, cheapest first.
 func (a *Agent) Offers() []OfferView {
-	st := a.cfg.Chain.State()
+	st := a.state()
 	all := a.book.All(a.clk.Now())
 	out := make([]OfferView, 0, len(all))
 	for i := range all {
@@ -151,7 +151,7 @@ func (a *Agent) Job(id string) (JobView, error) {
 		return JobView{}, api.Errorf(http.StatusBadRequest, api.CodeBadRequest, "bad job ID %q: %v", id, err)
 	}
 	v := JobView{Job: id, State: "unknown", Paid: map[string]uint64{}}
-	st := a.cfg.Chain.State()
+	st := a.state()
 	if job, ok, err := settle.JobOf(st, cid); err != nil {
 		return JobView{}, err
 	} else if ok {

@@ -129,7 +129,7 @@ func (p *provider) status(inv market.Inventory) market.Status {
 func (p *provider) announce() {
 	a := p.a
 	now := a.clk.Now()
-	st := a.cfg.Chain.State()
+	st := a.state()
 	p.mu.Lock()
 	inv := p.inventoryLocked()
 	p.seq++
@@ -491,7 +491,7 @@ func (p *provider) resume() {
 		p.a.log.Warn("market: saved leases unreadable; not resumed", "path", path, "err", err)
 		return
 	}
-	st := p.a.cfg.Chain.State()
+	st := p.a.state()
 	self := p.a.cfg.Self.String()
 	for _, s := range saved {
 		id, err := protocol.ParseCID(s.Job)

@@ -252,10 +252,14 @@ func openSegments(st *ledger.State, id protocol.CID) ([]uint32, bool) {
 // startRound announces a new auction round over the job's open segments.
 func (r *renter) startRound(j *rjob, now time.Time) {
 	a := r.a
-	segs, ok := openSegments(a.cfg.Chain.State(), j.id)
+	segs, ok := openSegments(a.state(), j.id)
 	if !ok || len(segs) == 0 {
 		r.mu.Lock()
 		j.nextRound = time.Time{}
+		if !ok && !j.done && !j.cancelled {
+			// Not in this node's state yet: look again shortly.
+			j.nextRound = now.Add(200 * time.Millisecond)
+		}
 		r.mu.Unlock()
 		return
 	}
@@ -382,7 +386,7 @@ func (r *renter) award(j *rjob) {
 		finish(nil, "no bids")
 		return
 	}
-	st := a.cfg.Chain.State()
+	st := a.state()
 	cands := make([]market.Candidate, 0, len(bids))
 	for _, b := range bids {
 		rep, _ := settle.ReputationOf(st, b.Provider)
@@ -502,6 +506,10 @@ func (r *renter) fill(v *JobView, id string) bool {
 	slices.SortFunc(v.NoBids, func(x, y NoBidView) int { return cmpStr(x.Provider, y.Provider) })
 	if v.Deposit == 0 {
 		v.Deposit = j.deposit
+	}
+	if v.State == "unknown" {
+		// Closed on chain, and this node has not yet processed the block.
+		v.State = "open"
 	}
 	switch {
 	case j.done && j.cancelled:

@@ -104,3 +104,32 @@ func FuzzDecodeJob(f *testing.F) {
 		roundTrip(t, data, j)
 	})
 }
+
+func FuzzDecodeAttest(f *testing.F) {
+	f.Add(protocol.MustMarshal(Attest{Job: seedCID(), Segment: 3, Output: output("o")}))
+	f.Add(protocol.MustMarshal(Attest{Job: seedCID(), Output: output("o")}))
+	f.Add([]byte{0xa1, 0x02, 0x01})
+	f.Add([]byte{0xa0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		a, err := DecodeAttest(data)
+		if err != nil {
+			return
+		}
+		if !a.Job.Defined() || !a.Output.Defined() {
+			t.Fatal("accepted an attest without job or output")
+		}
+		roundTrip(t, data, a)
+	})
+}
+
+func FuzzDecodeExit(f *testing.F) {
+	f.Add(protocol.MustMarshal(Exit{}))
+	f.Add([]byte{0xa1, 0x01, 0x01})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := DecodeExit(data)
+		if err != nil {
+			return
+		}
+		roundTrip(t, data, e)
+	})
+}

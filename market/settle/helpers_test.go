@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,14 +16,16 @@ import (
 
 const chain = "settle-test"
 
-// fixture is a chain with the market installed: key 0 is the validator,
-// key 1 the renter, keys 2.. providers (provider-staked in block 1).
+// fixture is a chain with the market installed: keys 0..nVals-1 are the
+// validators (equal stakes), the next key the renter, the rest providers
+// (provider-staked in block 1).
 type fixture struct {
 	t       testing.TB
 	keys    *ledger.Keyring
 	st      *ledger.State
 	l       *ledger.Ledger
 	p       Params
+	vals    []string
 	renter  string
 	provs   []string
 	pending map[string]uint64 // txs built per sender since the last block
@@ -30,20 +33,23 @@ type fixture struct {
 }
 
 const (
-	fee        = 1
-	startBal   = 1_000_000
-	provStake  = 5_000
-	slashAmt   = 700
-	challenge  = 6
-	checkBlks  = 8  // blocks validators have to attest
-	deadlineS  = 10 // spec deadline seconds = blocks at 1 s blocks
-	validator0 = 0
+	fee       = 1
+	startBal  = 1_000_000
+	provStake = 5_000
+	valStake  = 10_000
+	slashAmt  = 700
+	challenge = 6
+	checkBlks = 8  // blocks validators have to attest
+	deadlineS = 10 // spec deadline seconds = blocks at 1 s blocks
 )
 
-func newFixture(t testing.TB, nProvs int) *fixture {
+// newFixture is a chain with one validator and nProvs providers.
+func newFixture(t testing.TB, nProvs int) *fixture { return newFixtureVals(t, 1, nProvs) }
+
+func newFixtureVals(t testing.TB, nVals, nProvs int) *fixture {
 	t.Helper()
-	keys := ledger.NewKeyring(rand.New(rand.NewPCG(7, 9)), 2+nProvs)
-	g := keys.TestGenesis(chain, 1, startBal, 10_000)
+	keys := ledger.NewKeyring(rand.New(rand.NewPCG(7, 9)), nVals+1+nProvs)
+	g := keys.TestGenesis(chain, nVals, startBal, valStake)
 	st, err := ledger.InitialState(g)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +63,7 @@ func newFixture(t testing.TB, nProvs int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, keys: keys, st: st, l: l, p: p, renter: keys.IDs[1], provs: keys.IDs[2:],
+	f := &fixture{t: t, keys: keys, st: st, l: l, p: p, vals: keys.IDs[:nVals], renter: keys.IDs[nVals], provs: keys.IDs[nVals+1:],
 		pending: map[string]uint64{}, fees: map[string]uint64{}}
 	var txs [][]byte
 	for _, pr := range f.provs {
@@ -88,15 +94,18 @@ func (f *fixture) tx(id string, typ ledger.TxType, body any) []byte {
 // block proposes and applies a block of txs at time height*1000 ms,
 // re-applies it as a follower would (same state hash), and checks the
 // supply invariant.
-func (f *fixture) block(txs ...[]byte) []ledger.Event {
+func (f *fixture) block(txs ...[]byte) []ledger.Event { return f.blockEv(nil, txs...) }
+
+// blockEv is block with evidence of validator misbehaviour.
+func (f *fixture) blockEv(ev []ledger.Evidence, txs ...[]byte) []ledger.Event {
 	f.t.Helper()
 	vals, err := ledger.ValidatorSet(f.st, f.st.Height()+1)
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	hdr := ledger.Header{ChainID: chain, Proposer: vals[0].ID, Time: int64(f.st.Height()+1) * 1000}
-	b, next, _, skipped, err := f.l.Propose(f.st, hdr, txs, nil)
-	if err != nil || len(skipped) != 0 {
+	b, next, _, skipped, err := f.l.Propose(f.st, hdr, txs, ev)
+	if err != nil || len(skipped) != 0 || len(b.Evidence) != len(ev) {
 		f.t.Fatalf("Propose: %v, skipped %v", err, skipped)
 	}
 	again, evs, err := f.l.Apply(f.st, b)
@@ -195,16 +204,24 @@ func kinds(evs []ledger.Event, k ledger.EventKind) []ledger.Event {
 	return out
 }
 
-// snapshot is everything a failed market tx must leave alone: balances,
-// bonds, the job's escrow, every market record of the known jobs and
-// providers, and the next heights' schedules.
+// snapshot is everything a failed market tx must leave alone: balances
+// (but the validators', which earn fees and rewards), bonds, the job's
+// escrow, every market record of the known jobs and accounts, and the next
+// heights' schedules.
 func (f *fixture) snapshot(jobs ...protocol.CID) string {
 	var b bytes.Buffer
-	for _, id := range f.keys.IDs[validator0+1:] { // the validator earns fees and rewards
-		a, _ := f.st.Account(id)
-		fmt.Fprintf(&b, "acct %s %d %v\n", id, a.Balance, f.st.Bond(id))
+	for _, id := range f.keys.IDs {
+		if f.isVal(id) {
+			fmt.Fprintf(&b, "val %s %v\n", id, f.st.Bond(id))
+		} else {
+			a, _ := f.st.Account(id)
+			fmt.Fprintf(&b, "acct %s %d %v\n", id, a.Balance, f.st.Bond(id))
+		}
 		if r, ok := f.st.Ext(repKey(id)); ok {
 			fmt.Fprintf(&b, "rep %s %x\n", id, r)
+		}
+		if r, ok := f.st.Ext(exitKey(id)); ok {
+			fmt.Fprintf(&b, "exit %s %x\n", id, r)
 		}
 	}
 	for _, j := range jobs {
@@ -222,6 +239,8 @@ func (f *fixture) snapshot(jobs ...protocol.CID) string {
 	return b.String()
 }
 
+func (f *fixture) isVal(id string) bool { return slices.Contains(f.vals, id) }
+
 // expectFail runs raw (from sender) alone in a block and checks that it
 // failed with want and changed nothing but the sender's fee.
 func (f *fixture) expectFail(sender string, raw []byte, want error, jobs ...protocol.CID) {
@@ -236,7 +255,9 @@ func (f *fixture) expectFail(sender string, raw []byte, want error, jobs ...prot
 	if !strings.Contains(failed[0].Error, want.Error()) {
 		f.t.Fatalf("failed with %q, want %q", failed[0].Error, want)
 	}
-	if got := f.balance(sender); got != bal-fee {
+	if f.isVal(sender) {
+		// Its balance is not in the snapshot.
+	} else if got := f.balance(sender); got != bal-fee {
 		f.t.Fatalf("sender balance %d, want %d", got, bal-fee)
 	}
 	// Undo the fee in the comparison: only the sender's balance may differ.
