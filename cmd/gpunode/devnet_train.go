@@ -197,7 +197,7 @@ type trainSummary struct {
 	Chance       float64            `json:"chance"` // majority-class rate of the held-out split
 	Loss         float64            `json:"loss"`
 	HoldoutRows  int                `json:"holdout_rows"`
-	Winners      map[string]int     `json:"winners"` // provider -> leases won
+	Winners      map[string]int     `json:"winners"` // provider -> leases won, re-auctions included
 	Paid         map[string]uint64  `json:"paid"`    // provider -> paid to it
 	Slashed      map[string]uint64  `json:"slashed,omitempty"`
 	Fees         uint64             `json:"fees"`
@@ -365,6 +365,7 @@ func segList(segs []uint32) string {
 type jobTracker struct {
 	name   func(peerID string) string
 	leases map[string]bool   // "segment/provider/deadline" and "segment/provider" seen
+	won    map[string]int    // provider -> leases seen, including those a reopened segment dropped
 	output map[string]bool   // "segment/provider" with a result seen
 	state  map[uint32]string // segment -> last state
 	missed int
@@ -372,7 +373,7 @@ type jobTracker struct {
 }
 
 func newJobTracker(name func(string) string) *jobTracker {
-	return &jobTracker{name: name, leases: map[string]bool{}, output: map[string]bool{}, state: map[uint32]string{}}
+	return &jobTracker{name: name, leases: map[string]bool{}, won: map[string]int{}, output: map[string]bool{}, state: map[uint32]string{}}
 }
 
 func (t *jobTracker) update(v agent.JobView) []string {
@@ -393,6 +394,7 @@ func (t *jobTracker) update(v agent.JobView) []string {
 			sp := fmt.Sprintf("%d/%s", l.Segment, l.Provider)
 			if !t.leases[key] && (l.Deadline != 0 || !t.leases[sp]) {
 				t.leases[key], t.leases[sp] = true, true
+				t.won[l.Provider]++
 				g := newLeases[l.Provider]
 				if g == nil {
 					g = &group{price: l.Price}
@@ -598,7 +600,7 @@ func runTrainScenario(ctx context.Context, cfg trainConfig, nodes []*devnetNode,
 	progress("job %s opened at height %d: %d segments, %s, max price %d, deposit %d in escrow",
 		sub.Job, sub.Height, cfg.Segments, cfg.Verify, devnetMaxPrice, sub.Deposit)
 
-	view, err := r.follow(ctx, sub.Job)
+	view, won, err := r.follow(ctx, sub.Job)
 	if err != nil {
 		return nil, err
 	}
@@ -621,10 +623,8 @@ func runTrainScenario(ctx context.Context, cfg trainConfig, nodes []*devnetNode,
 		}
 		sum.Slashed[r.name(id)] += amt
 	}
-	for _, s := range view.SegmentList {
-		for _, l := range s.Leases {
-			sum.Winners[r.name(l.Provider)]++
-		}
+	for id, n := range won {
+		sum.Winners[r.name(id)] += n
 	}
 
 	w, err := r.fetchModel(ctx, view, work)
@@ -712,7 +712,7 @@ func (r *trainRun) add(ctx context.Context, path string) (string, error) {
 
 // follow polls the job until it is done, printing its progress, ending the
 // auction, run and settle phases, and killing the victim once it wins.
-func (r *trainRun) follow(ctx context.Context, job string) (agent.JobView, error) {
+func (r *trainRun) follow(ctx context.Context, job string) (agent.JobView, map[string]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.JobTimeout)
 	defer cancel()
 	jobs, rounds := newJobTracker(r.name), newRoundTracker(r.name)
@@ -760,17 +760,17 @@ func (r *trainRun) follow(ctx context.Context, job string) (agent.JobView, error
 				}
 				r.progress("settled: job done, %d/%d segments paid: %s; fees %d, refund %d",
 					v.SegmentsPaid, v.Segments, strings.Join(paid, ", "), v.Fees, v.Refund)
-				return v, nil
+				return v, jobs.won, nil
 			case "cancelled":
-				return v, fmt.Errorf("devnet: job %s was cancelled", job)
+				return v, nil, fmt.Errorf("devnet: job %s was cancelled", job)
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return v, fmt.Errorf("devnet: job %s not done within %s: state %s, %d/%d segments done (see the nodes' gpunode.log)",
+			return v, nil, fmt.Errorf("devnet: job %s not done within %s: state %s, %d/%d segments done (see the nodes' gpunode.log)",
 				job, r.cfg.JobTimeout, v.State, v.SegmentsDone, v.Segments)
 		case err := <-r.exits:
-			return v, fmt.Errorf("devnet: a node stopped: %w", err)
+			return v, nil, fmt.Errorf("devnet: a node stopped: %w", err)
 		case <-tick.C:
 		}
 	}

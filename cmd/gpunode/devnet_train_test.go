@@ -299,6 +299,9 @@ func TestJobTracker(t *testing.T) {
 			t.Errorf("step %d lines:\n%s\nwant:\n%s", i, strings.Join(got, "\n"), strings.Join(s.want, "\n"))
 		}
 	}
+	if want := map[string]int{"P0": 2, "P1": 2, "P2": 2}; !reflect.DeepEqual(tr.won, want) {
+		t.Errorf("leases won %v; want %v (the dropped ones of P0 included)", tr.won, want)
+	}
 }
 
 func TestRoundTracker(t *testing.T) {
