@@ -226,6 +226,7 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return err
 		}
+		stopDevnet(nodes, progress) // the output ends with the summary
 		if wantJSON(cmd) {
 			if err := printJSON(cmd, sum); err != nil {
 				return err
@@ -367,7 +368,8 @@ func firstExit(nodes []*devnetNode) <-chan error {
 	return ch
 }
 
-// stopDevnet sends SIGTERM to every node, newest first, and waits for each.
+// stopDevnet sends SIGTERM to every node, newest first, and waits for each;
+// a second call does nothing.
 func stopDevnet(nodes []*devnetNode, progress func(string, ...any)) {
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
@@ -376,10 +378,12 @@ func stopDevnet(nodes []*devnetNode, progress func(string, ...any)) {
 		}
 		_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	}
+	stopped := 0
 	for _, n := range nodes {
 		if n.cmd == nil {
 			continue
 		}
+		stopped++
 		select {
 		case <-n.exited:
 		case <-time.After(20 * time.Second):
@@ -390,6 +394,9 @@ func stopDevnet(nodes []*devnetNode, progress func(string, ...any)) {
 		if n.logFile != nil {
 			n.logFile.Close()
 		}
+		n.cmd, n.logFile = nil, nil
 	}
-	progress("stopped %d nodes", len(nodes))
+	if stopped > 0 {
+		progress("stopped %d nodes", stopped)
+	}
 }
