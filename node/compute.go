@@ -85,6 +85,10 @@ func (d *Daemon) startCompute() (err error) {
 		gpu.WithLogger(d.log),
 		gpu.WithOnChange(func(ch gpu.Change) {
 			d.events.Publish(EventGPUsChanged, ch)
+			if m := d.marketRef.Load(); m != nil && HasRole(d.cfg.Roles, RoleProvider) {
+				pc := d.providerConfig()
+				m.SetInventory(pc.Hardware, pc.CPUs, pc.Memory, pc.Prices)
+			}
 			if c.service != nil {
 				c.service.Kick()
 			}

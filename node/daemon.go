@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -56,6 +57,9 @@ type Daemon struct {
 
 	compute *computeParts // node/compute.go
 	market  *agent.Agent  // node/market.go; nil without a chain
+	// marketRef is market for callbacks that may run while the daemon
+	// starts (GPU changes).
+	marketRef atomic.Pointer[agent.Agent]
 
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when a client asks the daemon to stop

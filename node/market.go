@@ -82,6 +82,7 @@ func (d *Daemon) startMarket() error {
 		return fmt.Errorf("node: market: %w", err)
 	}
 	d.market = a
+	d.marketRef.Store(a)
 	return nil
 }
 
@@ -335,4 +336,18 @@ func (d *Daemon) AddPath(ctx context.Context, path string) (string, error) {
 	d.data.remember(root, filepath.Base(path))
 	d.data.announceSoon(root)
 	return root.String(), nil
+}
+
+// GetPath fetches the DAG under root (from the given peers, else from the
+// holders found on the DHT) and writes it to out, like POST /data/get.
+func (d *Daemon) GetPath(ctx context.Context, root string, from []peer.ID, out string) error {
+	c, err := cid.Decode(root)
+	if err != nil {
+		return fmt.Errorf("node: bad root %q: %w", root, err)
+	}
+	m := marketData{d.data}
+	if err := m.Fetch(ctx, c, from); err != nil {
+		return err
+	}
+	return m.Export(ctx, c, out)
 }

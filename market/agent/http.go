@@ -84,7 +84,10 @@ func minPrice(o OfferView) uint64 {
 
 func (a *Agent) apiOffers(*http.Request, struct{}) ([]OfferView, error) { return a.Offers(), nil }
 
-func (a *Agent) apiPrices(*http.Request, struct{}) ([]PriceView, error) {
+func (a *Agent) apiPrices(*http.Request, struct{}) ([]PriceView, error) { return a.Prices(), nil }
+
+// Prices is the price index per GPU model ("cpu" for CPU-only work).
+func (a *Agent) Prices() []PriceView {
 	out := []PriceView{}
 	for _, m := range a.prices.Models() {
 		s, ok := a.prices.Stats(m)
@@ -97,7 +100,7 @@ func (a *Agent) apiPrices(*http.Request, struct{}) ([]PriceView, error) {
 		}
 		out = append(out, PriceView{Model: name, Count: s.Count, Min: s.Min, Q1: s.Q1, Median: s.Median, Q3: s.Q3, Max: s.Max})
 	}
-	return out, nil
+	return out
 }
 
 // SubmitJob opens a job as this node's renter (see SubmitJobRequest).
@@ -241,11 +244,18 @@ func (a *Agent) apiProvider(*http.Request, struct{}) (ProviderView, error) {
 }
 
 func (a *Agent) apiExit(r *http.Request, _ struct{}) (TxResponse, error) {
+	res, err := a.Exit(r.Context())
+	return res, apiErr(err)
+}
+
+// Exit announces this provider's exit (market.exit): it stops bidding and
+// its offer says disconnected; its running leases finish.
+func (a *Agent) Exit(ctx context.Context) (TxResponse, error) {
 	if a.prov == nil {
-		return TxResponse{}, apiErr(ErrNotProvider)
+		return TxResponse{}, ErrNotProvider
 	}
-	tx, err := a.prov.exit(r.Context())
-	return TxResponse{Tx: tx}, apiErr(err)
+	tx, err := a.prov.exit(ctx)
+	return TxResponse{Tx: tx}, err
 }
 
 // Bids is the auction view of job id (rounds, bids, reasons, rejections).
@@ -271,4 +281,13 @@ func (a *Agent) CancelJob(ctx context.Context, id string) (TxResponse, error) {
 		return TxResponse{}, fmt.Errorf("%w: bad job ID: %w", ErrBadJob, err)
 	}
 	return a.rent.cancel(ctx, c)
+}
+
+// SetInventory updates the provider's hardware, CPU, memory and price list
+// (the node calls it when GPUs appear or vanish); the new offer goes out at
+// once. A no-op on a node that is not a provider.
+func (a *Agent) SetInventory(hw market.Hardware, cpus uint32, mem uint64, prices []market.Price) {
+	if a.prov != nil {
+		a.prov.setInventory(hw, cpus, mem, prices)
+	}
 }

@@ -162,6 +162,15 @@ func (p *provider) announce() {
 	}
 }
 
+// setInventory replaces what the provider offers (GPUs came or went) and
+// announces it at once.
+func (p *provider) setInventory(hw market.Hardware, cpus uint32, mem uint64, prices []market.Price) {
+	p.mu.Lock()
+	p.cfg.Hardware, p.cfg.CPUs, p.cfg.Memory, p.cfg.Prices = hw, cpus, mem, prices
+	p.mu.Unlock()
+	p.markDirty()
+}
+
 func (p *provider) markDirty() {
 	p.mu.Lock()
 	p.dirty = true

@@ -51,6 +51,7 @@ type rjob struct {
 	wrong      int
 	events     []JobEvent
 	nobids     map[string]NoBidView
+	outputs    map[string]string // segment -> the verified output CID
 	done       bool
 	cancelled  bool
 }
@@ -152,7 +153,8 @@ func (r *renter) submit(ctx context.Context, in SubmitJobRequest) (SubmitJobResp
 		return SubmitJobResponse{}, fmt.Errorf("%w: deposit overflows", ErrBadJob)
 	}
 	j := &rjob{id: id, spec: *spec, deposit: deposit, window: window,
-		leasePrice: map[string]uint64{}, paid: map[string]uint64{}, slashed: map[string]uint64{}, nobids: map[string]NoBidView{}}
+		leasePrice: map[string]uint64{}, paid: map[string]uint64{}, slashed: map[string]uint64{}, nobids: map[string]NoBidView{},
+		outputs: map[string]string{}}
 	key := id.String()
 	r.mu.Lock()
 	if _, ok := r.jobs[key]; ok || r.opening[key] {
@@ -425,7 +427,7 @@ func (r *renter) award(j *rjob) {
 }
 
 // onEvent follows the chain events of the renter's jobs.
-func (r *renter) onEvent(e ledger.Event, _ *ledger.State) {
+func (r *renter) onEvent(e ledger.Event, st *ledger.State) {
 	resolveWait(&r.mu, r.waits, e)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -438,6 +440,15 @@ func (r *renter) onEvent(e ledger.Event, _ *ledger.State) {
 	switch e.Kind {
 	case settle.EventLease:
 		j.leasePrice[e.Account+"/"+e.Detail] = e.Amount
+	case settle.EventVerified, settle.EventResolved:
+		// The job record goes when the job closes: keep the output now.
+		if i, err := strconv.ParseUint(e.Detail, 10, 32); err == nil && st != nil {
+			if job, ok, err := settle.JobOf(st, j.id); err == nil && ok && int(i) < len(job.Segments) {
+				if out := agreedOutput(job.Segments[i].Leases); out != "" {
+					j.outputs[e.Detail] = out
+				}
+			}
+		}
 	case settle.EventPaid:
 		j.paid[e.Account] += e.Amount
 		if p, ok := j.leasePrice[e.Account+"/"+e.Detail]; ok && p >= e.Amount {
@@ -549,6 +560,7 @@ func segmentsFromEvents(j *rjob) []SegmentView {
 		switch ledger.EventKind(e.Kind) {
 		case settle.EventPaid:
 			segs[i].State = "paid"
+			segs[i].Output = j.outputs[e.Segment]
 			segs[i].Leases = append(segs[i].Leases, LeaseView{Job: j.id.String(), Segment: uint32(i), Provider: e.Account, Price: j.leasePrice[e.Account+"/"+e.Segment]})
 		}
 	}

@@ -6,6 +6,7 @@ package market_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -304,11 +305,25 @@ func leasesOf(v agent.JobView) map[string]int {
 
 func TestMarket(t *testing.T) {
 	n := startNet(t)
-	t.Run("AwardRunVerifyPay", n.testAwardRunVerifyPay)
-	t.Run("NoBids", n.testNoBids)
-	t.Run("WrongResult", n.testWrongResult)
-	t.Run("BadBids", n.testBadBids)
-	t.Run("ProviderKilled", n.testProviderKilled)
+	// In this order: the last one kills a provider. Each subtest's
+	// failures are its own (n.t is the running subtest).
+	for _, st := range []struct {
+		name string
+		f    func(*testing.T)
+	}{
+		{"AwardRunVerifyPay", n.testAwardRunVerifyPay},
+		{"NoBids", n.testNoBids},
+		{"WrongResult", n.testWrongResult},
+		{"BadBids", n.testBadBids},
+		{"ProviderExit", n.testProviderExit},
+		{"ProviderKilled", n.testProviderKilled},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			n.t = t
+			defer func() { n.t = nil }()
+			st.f(t)
+		})
+	}
 }
 
 // Acceptance 1: a 10-segment job goes to the cheapest providers within
@@ -362,6 +377,73 @@ func (n *net) testAwardRunVerifyPay(t *testing.T) {
 	}
 	if v.SegmentsDone != 10 {
 		t.Errorf("segments done %d, want 10", v.SegmentsDone)
+	}
+	// Each segment's output is what the program computes from its input.
+	for i, s := range v.SegmentList {
+		if s.Output == "" {
+			t.Fatalf("segment %d has no output: %+v", i, s)
+		}
+		dir := filepath.Join(t.TempDir(), "out")
+		if err := n.renter.d.GetPath(ctx, s.Output, nil, dir); err != nil {
+			t.Fatalf("fetch output of segment %d: %v", i, err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "result.txt"))
+		want := fmt.Sprintf("%x segment=%d of 10 job=%s\n", sha256.Sum256([]byte(fmt.Sprintf("input a %d\n", i))), i, res.Job)
+		if err != nil || string(got) != want {
+			t.Fatalf("segment %d output %q, %v; want %q", i, got, err, want)
+		}
+	}
+	// The awarded prices are in the renter's price index.
+	var cpu *agent.PriceView
+	for _, pv := range n.renter.d.Market().Prices() {
+		if pv.Model == "cpu" {
+			cpu = &pv
+		}
+	}
+	if cpu == nil || cpu.Count == 0 || cpu.Min != ps[0].price {
+		t.Errorf("price index after the award: %+v", n.renter.d.Market().Prices())
+	}
+	n.checkInvariant()
+}
+
+// A provider that announces its exit stops bidding (the renter sees why),
+// its offer says disconnected, and the chain refuses its bids.
+func (n *net) testProviderExit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	leaving := n.vals[3]
+	id := leaving.d.PeerID().String()
+	if _, err := leaving.d.Market().Exit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(ctx, "the exit on chain and the offer disconnected", func() bool {
+		if !settle.Exiting(n.renter.d.Chain().State(), id) {
+			return false
+		}
+		for _, o := range n.renter.d.Market().Offers() {
+			if o.Provider == id {
+				return o.Status == "disconnected"
+			}
+		}
+		return false
+	})
+	in := n.inputs(ctx, "x", 2)
+	res, err := n.renter.d.Market().SubmitJob(ctx, agent.SubmitJobRequest{Program: n.program, Inputs: in, Segments: 2,
+		MaxPrice: 1000, Deadline: 60, Verify: "replicate:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.waitFor(ctx, "the leaving provider's reason", func() bool {
+		for _, nb := range n.job(res.Job).NoBids {
+			if nb.Provider == id {
+				return nb.Reason == "provider exiting"
+			}
+		}
+		return false
+	})
+	v := n.waitDone(ctx, res.Job)
+	if c := leasesOf(v)[id]; c != 0 {
+		t.Errorf("exiting provider won %d leases", c)
 	}
 	n.checkInvariant()
 }
