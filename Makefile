@@ -1,6 +1,6 @@
 # gpunode: build, test and run a local network.
 #
-#   make demo   build gpunode and run a whole local network on loopback
+#   make demo   build gpunode and train a model on a whole local network on loopback
 #   make test   what CI runs: vet, staticcheck, gofmt, and the race-enabled suite
 #   make e2e    long runs: the full consensus simulator, soak and end-to-end tests
 #   make bench  the benchmarks in ./test/bench, side by side with what they must beat
@@ -23,8 +23,11 @@ BENCHTIME   ?= 1x
 
 all: build
 
+# bin/train.wasm is the training program `gpunode devnet --scenario train`
+# (make demo) runs on the market; devnet finds it next to bin/gpunode.
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/gpunode
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -o bin/train.wasm ./examples/train
 
 # What `make test` needs. The suite itself needs only Go and gcc (cgo).
 deps: $(STATICCHECK)

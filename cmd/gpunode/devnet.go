@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -47,8 +48,21 @@ in every node's home; providers then bond provider stake.
 Ctrl-C stops them all cleanly; running it again on the same --home resumes the
 same network with the same identities. Each node's log is <home>/<name>/gpunode.log.
 
---scenario connect brings the network up, checks it and stops (what make demo
-runs until the full training scenario lands).`,
+--scenario connect brings the network up, checks it and stops.
+
+--scenario train (what make demo runs) trains a model on the market: the
+renter generates a data set (--segments shards of --rows rows), adds it and
+the training program (train.wasm, which make build writes next to gpunode),
+waits for every provider's offer, and opens a segmented job (--verify,
+default replicate:2). The providers (provider-i asks 400+100*i per segment,
+8 slots each) bid, win leases, fetch, run and submit; the chain verifies and
+settles; the renter fetches every segment's weights, averages them into the
+model, adds it (model_cid) and evaluates it on a held-out split. Progress
+is printed as it happens; --json prints the summary as one JSON object
+(progress then goes to stderr). --kill-provider SIGKILLs the cheapest
+provider right after it wins: its segments are re-auctioned after their
+--deadline and the job still completes. The scenario fails unless every
+segment is done, the model beats chance and the supply invariant holds.`,
 		Args: cobra.NoArgs,
 		RunE: runDevnet,
 	}
@@ -57,13 +71,15 @@ runs until the full training scenario lands).`,
 	cmd.Flags().Int("validators", 4, "number of validator nodes")
 	cmd.Flags().Int("providers", 3, "number of provider nodes")
 	cmd.Flags().Int("renters", 1, "number of renter nodes")
-	cmd.Flags().String("scenario", "", "run a scenario once the network is up, then stop: connect")
+	cmd.Flags().String("scenario", "", "run a scenario once the network is up, then stop: connect, train")
 	cmd.Flags().Duration("ready-timeout", 90*time.Second, "how long to wait for the network to come up")
+	addTrainFlags(cmd)
 	addJSONFlag(cmd)
 	return cmd
 }
 
 func runDevnet(cmd *cobra.Command, _ []string) error {
+	start := time.Now()
 	f := cmd.Flags()
 	dir, _ := f.GetString("home")
 	network, _ := f.GetString("network")
@@ -73,9 +89,9 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 	scenario, _ := f.GetString("scenario")
 	readyTimeout, _ := f.GetDuration("ready-timeout")
 	switch scenario {
-	case "", "connect":
+	case "", "connect", "train":
 	default:
-		return fmt.Errorf("unknown --scenario %q (have: connect)", scenario)
+		return fmt.Errorf("unknown --scenario %q (have: connect, train)", scenario)
 	}
 	if nv < 1 || np < 0 || nr < 0 {
 		return errors.New("devnet needs at least one validator and no negative counts")
@@ -87,6 +103,16 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("devnet: find own binary: %w", err)
+	}
+	market := marketFlagsSupported()
+	var train trainConfig
+	if scenario == "train" {
+		if !market {
+			return errors.New("devnet: --scenario train needs a gpunode whose run command has the market flags (--price, --slots); this build has none")
+		}
+		if train, err = trainConfigFromFlags(cmd, self, np, nr); err != nil {
+			return fmt.Errorf("devnet: %w", err)
+		}
 	}
 	out := cmd.OutOrStdout()
 	progress := func(format string, args ...any) {
@@ -125,11 +151,18 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 	ctx := cmd.Context()
 	defer stopDevnet(nodes, progress)
 	var boot string
+	provider := 0
 	for i, n := range nodes {
 		args := []string{"run", "--home", n.Home, "--network", network,
 			"--role", strings.Join(n.Roles, ","),
 			"--listen", "/ip4/127.0.0.1/tcp/0", "--disable-quic",
 			"--api-listen", "127.0.0.1:0"}
+		if slices.Contains(n.Roles, string(node.RoleProvider)) {
+			if market {
+				args = append(args, devnetProviderArgs(provider)...)
+			}
+			provider++
+		}
 		if i > 0 {
 			args = append(args, "--bootstrap", boot)
 		}
@@ -168,11 +201,11 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 	} else if h > height {
 		height = h
 	}
-	if wantJSON(cmd) {
+	if wantJSON(cmd) && scenario != "train" {
 		if err := printJSON(cmd, map[string]any{"network": network, "home": dir, "nodes": nodes, "height": height}); err != nil {
 			return err
 		}
-	} else {
+	} else if !wantJSON(cmd) {
 		w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(w, "NODE\tPEER ID\tADDRESS\tAPI\tHOME")
 		for _, n := range nodes {
@@ -185,8 +218,23 @@ func runDevnet(cmd *cobra.Command, _ []string) error {
 		w.Flush()
 		fmt.Fprintf(out, "network is up: every node sees at least %d peers; chain %s at height %d.\n", want, network, height)
 	}
-	if scenario == "connect" {
+	switch scenario {
+	case "connect":
 		return nil
+	case "train":
+		sum, err := runTrainScenario(ctx, train, nodes, start, readyTimeout, progress)
+		if err != nil {
+			return err
+		}
+		stopDevnet(nodes, progress) // the output ends with the summary
+		if wantJSON(cmd) {
+			if err := printJSON(cmd, sum); err != nil {
+				return err
+			}
+		} else {
+			sum.print(out)
+		}
+		return sum.check()
 	}
 	progress("running; Ctrl-C stops every node")
 	select {
@@ -320,7 +368,8 @@ func firstExit(nodes []*devnetNode) <-chan error {
 	return ch
 }
 
-// stopDevnet sends SIGTERM to every node, newest first, and waits for each.
+// stopDevnet sends SIGTERM to every node, newest first, and waits for each;
+// a second call does nothing.
 func stopDevnet(nodes []*devnetNode, progress func(string, ...any)) {
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
@@ -329,10 +378,12 @@ func stopDevnet(nodes []*devnetNode, progress func(string, ...any)) {
 		}
 		_ = n.cmd.Process.Signal(syscall.SIGTERM)
 	}
+	stopped := 0
 	for _, n := range nodes {
 		if n.cmd == nil {
 			continue
 		}
+		stopped++
 		select {
 		case <-n.exited:
 		case <-time.After(20 * time.Second):
@@ -343,6 +394,9 @@ func stopDevnet(nodes []*devnetNode, progress func(string, ...any)) {
 		if n.logFile != nil {
 			n.logFile.Close()
 		}
+		n.cmd, n.logFile = nil, nil
 	}
-	progress("stopped %d nodes", len(nodes))
+	if stopped > 0 {
+		progress("stopped %d nodes", stopped)
+	}
 }

@@ -40,6 +40,9 @@ func devnetGenesis(network string, nodes []*devnetNode, now time.Time) (*ledger.
 			}
 		}
 	}
+	if _, err := setGenesisMarket(g); err != nil {
+		return nil, err
+	}
 	if err := g.Validate(); err != nil {
 		return nil, err
 	}

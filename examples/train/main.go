@@ -3,6 +3,17 @@
 // natively). Relative input paths are read from $GPUNODE_INPUT_DIR and
 // relative output paths written to $GPUNODE_OUTPUT_DIR.
 //
+// Without arguments it is one segment of a market training job, as a
+// provider runs it: it reads the segment's shard at "input" (a shard file,
+// or a directory holding exactly one), trains from zero weights with
+// model.DefaultConfig and writes "weights.bin". Every segment starts from
+// zero, so segments are independent and the renter's aggregate is their
+// element-wise mean in segment order (one round of federated averaging);
+// the result depends only on the shard, so replicas agree byte for byte.
+// GPUNODE_JOB, GPUNODE_SEGMENT and GPUNODE_SEGMENTS only label the
+// report line on stdout.
+//
+//	train                                                       (a market segment)
 //	train gen   -seed S -dim D -shard I -rows N -out shard.bin   (-shard -1: held-out split)
 //	train init  -dim D -out weights.bin
 //	train step  -weights weights.bin -shard shard.bin [-epochs E -lr R -batch B] -out weights.bin
@@ -21,7 +32,12 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fatal("usage: train gen|init|step|avg|eval [flags]")
+		line, err := segment()
+		if err != nil {
+			fatal("train: segment: %v (usage: train [gen|init|step|avg|eval] [flags])", err)
+		}
+		fmt.Print(line)
+		return
 	}
 	if err := run(os.Args[1], os.Args[2:]); err != nil {
 		fatal("train %s: %v", os.Args[1], err)
@@ -104,6 +120,68 @@ func run(cmd string, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// Names of a market segment's input and output under $GPUNODE_INPUT_DIR
+// and $GPUNODE_OUTPUT_DIR.
+const (
+	segmentInput  = "input"
+	segmentOutput = "weights.bin"
+)
+
+// segment runs one segment of a market job and returns its report line.
+func segment() (string, error) {
+	p, err := segmentShardPath(input(segmentInput))
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", err
+	}
+	s, err := model.DecodeShard(b)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", p, err)
+	}
+	w, err := model.Train(model.Zero(s.Dim), s, model.DefaultConfig)
+	if err != nil {
+		return "", err
+	}
+	if err := write(segmentOutput, model.EncodeWeights(w)); err != nil {
+		return "", err
+	}
+	_, loss, err := model.Evaluate(w, s)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("job %s segment %s/%s: %d rows, dim %d, train loss %.6f\n",
+		os.Getenv("GPUNODE_JOB"), os.Getenv("GPUNODE_SEGMENT"), os.Getenv("GPUNODE_SEGMENTS"), s.Rows(), s.Dim, loss), nil
+}
+
+// segmentShardPath is p itself, or the only file in directory p (a data
+// root of a directory holding the shard).
+func segmentShardPath(p string) (string, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		return p, nil
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return "", err
+	}
+	var files []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			files = append(files, e.Name())
+		}
+	}
+	if len(files) != 1 || len(ents) != 1 {
+		return "", fmt.Errorf("%s: want a shard file or a directory holding one, found %d entries", p, len(ents))
+	}
+	return filepath.Join(p, files[0]), nil
 }
 
 func evalLine(acc, loss float64, rows int) string {
