@@ -90,7 +90,7 @@ func WithBlockFrom(f func(p peer.ID, size int)) FetchOption {
 // stored; a peer that sends a bad block is penalised and dropped and the
 // block is fetched from another. A peer that fails mid-transfer is dropped
 // and its outstanding blocks go to the others. Memory is bounded by
-// peers x streams x (window + 5) blocks, whatever the DAG size.
+// peers x streams x (window + 21) blocks, whatever the DAG size.
 //
 // It returns ErrNoPeers when every peer was dropped with blocks still
 // missing, ErrNotFound when no remaining peer has some block, or the

@@ -5,6 +5,7 @@ package sha256x16
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"runtime"
 
 	"golang.org/x/sys/cpu"
 )
@@ -20,6 +21,9 @@ var accelerated = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512
 //
 //go:noescape
 func sha256X16Avx512(digests *[512]byte, scratch *[512]byte, table *[512]uint64, mask []uint64, inputs [16][]byte)
+
+// yieldSlice is how many bytes of each lane are hashed between yields.
+const yieldSlice = 64 << 10
 
 var initState = [8]uint32{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19}
 
@@ -46,7 +50,24 @@ func sumLanes(msgs [][]byte, out [][sha256.Size]byte) {
 		t = binary.BigEndian.AppendUint64(t, uint64(len(m))<<3)
 		tails[i] = t
 	}
-	run(&digests, &scratch, body)
+	// The assembly cannot be preempted; hashing 16 MiB in one call would
+	// hold a processor for milliseconds and, on a machine with few cores,
+	// starve the goroutines that feed the batch (the network's read loops).
+	// The state carries over, so the bodies go through in slices.
+	for {
+		var slice [16][]byte
+		more := false
+		for i, b := range body {
+			n := min(len(b), yieldSlice)
+			slice[i], body[i] = b[:n], b[n:]
+			more = more || len(body[i]) > 0
+		}
+		run(&digests, &scratch, slice)
+		if !more {
+			break
+		}
+		runtime.Gosched()
+	}
 	run(&digests, &scratch, tails)
 	for i := range msgs {
 		for w := range 8 {
