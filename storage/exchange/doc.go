@@ -32,18 +32,22 @@
 //
 // Fetch(ctx, root, peers) fetches the root, then the blocks its links name,
 // skipping blocks already in the store (a restarted fetch transfers only what
-// is missing). Each peer gets WithStreamsPerPeer streams with WithWindow
-// blocks requested ahead on each; a reader per stream hashes each block
-// piece by piece as it arrives (in the gaps between reads, on bytes still
-// in cache) and a second goroutine stores it, so the muxer's window keeps
-// draining and streams hash in parallel. Every block is checked against its CID
+// is missing). Each peer gets WithStreamsPerPeer streams (default 1) with
+// WithWindow blocks requested ahead on each; the server reads the next
+// blocks from its store while it sends. On the fetching side a reader per
+// stream hands blocks to a second goroutine that verifies and stores them,
+// so the muxer's window keeps draining. With AVX-512 the blocks are hashed
+// 16 at a time in the vector unit (storage/internal/sha256x16, about 2.5x a
+// SHA-NI stream); without it the reader hashes each block piece by piece
+// as it arrives. Every block is checked against its CID
 // before it is kept (by the exchange, or by the store's Put with
 // WithStoreVerifies). A peer that sends a wrong block or breaks the
 // protocol is penalised (Penalty, WithBadPeerHook) and dropped, and its
 // blocks go to the other peers; a peer whose streams fail is dropped the
 // same way without penalty. Blocks are written to the store as they
-// arrive, so memory stays bounded by peers x streams x (window + 5) blocks
-// whatever the DAG size (about 26 MiB per peer with the defaults). WithProgress reports blocks and bytes, and with
+// arrive, so memory stays bounded by peers x streams x (window + 21) blocks
+// whatever the DAG size (about 29 MiB per peer with the defaults).
+// WithProgress reports blocks and bytes, and with
 // WithContentSize the total content bytes, for a progress bar with an ETA.
 //
 // # Usage

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gpunode/gpunode/protocol"
+	"github.com/gpunode/gpunode/storage/internal/sha256x16"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
@@ -89,7 +90,7 @@ func WithBlockFrom(f func(p peer.ID, size int)) FetchOption {
 // stored; a peer that sends a bad block is penalised and dropped and the
 // block is fetched from another. A peer that fails mid-transfer is dropped
 // and its outstanding blocks go to the others. Memory is bounded by
-// peers x streams x (window + 5) blocks, whatever the DAG size.
+// peers x streams x (window + 21) blocks, whatever the DAG size.
 //
 // It returns ErrNoPeers when every peer was dropped with blocks still
 // missing, ErrNotFound when no remaining peer has some block, or the
@@ -504,10 +505,43 @@ const maxReopen = 3
 var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20+1<<10); return &b }}
 
 // received is a block read off a stream, waiting to be verified and stored.
+// One with a nil buf is a flush: the reader has nothing more on the way.
 type received struct {
 	c        cid.Cid
 	buf      *[]byte // from blockPool
 	verified bool    // hashed and checked while it was read
+}
+
+// batchVerify reports whether received blocks are hashed in batches of up
+// to sha256x16.Lanes in the vector unit rather than one by one as they are
+// read: when the CPU has one (about 2.5x the throughput of a SHA-NI stream
+// with full batches) and the store does not hash on Put itself.
+func (f *fetch) batchVerify() bool {
+	return sha256x16.Accelerated() && f.e.cfg.putVerifies == nil
+}
+
+// verifyBatch hashes the unverified sha2-256 blocks of batch at once and
+// marks those that match their CID. One that does not stays unverified, so
+// store checks it again on its own and blames the peer.
+func verifyBatch(batch []received) {
+	var msgs [][]byte
+	var at []int
+	for i, it := range batch {
+		p := it.c.Prefix()
+		if !it.verified && p.MhType == mh.SHA2_256 && p.MhLength == sha256.Size {
+			msgs = append(msgs, *it.buf)
+			at = append(at, i)
+		}
+	}
+	if len(msgs) == 0 {
+		return
+	}
+	sums := make([][sha256.Size]byte, len(msgs))
+	sha256x16.Sum(msgs, sums)
+	for k, i := range at {
+		h := batch[i].c.Hash()
+		batch[i].verified = bytes.Equal(sums[k][:], h[len(h)-sha256.Size:])
+	}
 }
 
 // stream runs one stream to p. A reader (this goroutine) keeps up to window
@@ -532,20 +566,39 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 	procWG.Add(1)
 	go func() {
 		defer procWG.Done()
-		for item := range work {
-			if procErr != nil || ctx.Err() != nil {
+		// With the vector hash, blocks wait in batch until it is full or
+		// the reader has nothing more on the way (a flush item).
+		var batch []received
+		process := func() {
+			if f.batchVerify() {
+				verifyBatch(batch)
+			}
+			for _, item := range batch {
+				if procErr != nil || ctx.Err() != nil {
+					blockPool.Put(item.buf)
+					continue
+				}
+				if err := f.store(p, item.c, *item.buf, item.verified); err != nil {
+					procErr = err
+					cancel()
+				} else {
+					open.remove(item.c)
+					progressed = true
+				}
 				blockPool.Put(item.buf)
-				continue
 			}
-			if err := f.store(p, item.c, *item.buf, item.verified); err != nil {
-				procErr = err
-				cancel()
-			} else {
-				open.remove(item.c)
-				progressed = true
-			}
-			blockPool.Put(item.buf)
+			clear(batch)
+			batch = batch[:0]
 		}
+		for item := range work {
+			if item.buf != nil {
+				batch = append(batch, item)
+			}
+			if item.buf == nil || !f.batchVerify() || len(batch) >= sha256x16.Lanes {
+				process()
+			}
+		}
+		process()
 	}()
 	err = f.read(ctx, p, s, open, work)
 	close(work)
@@ -597,9 +650,20 @@ func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *open
 	rootCID := protocol.NewCID(f.root)
 	var requested []cid.Cid // sent and not yet answered, in order
 	var hbuf []byte
+	unflushed := false // blocks sent to work since the last flush item
 	for {
 		// Refill the window; block only when nothing is in flight.
 		if len(requested) <= window/2 {
+			if len(requested) == 0 && unflushed {
+				// About to wait for work: blocks held for a batch must not
+				// wait with it (the work may be their children).
+				select {
+				case work <- received{}:
+					unflushed = false
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 			wants, ok := f.take(ctx, p, window-len(requested), len(requested) == 0)
 			if !ok && len(requested) == 0 {
 				return nil
@@ -666,6 +730,7 @@ func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *open
 		requested = requested[1:]
 		select {
 		case work <- received{c: want, buf: bp, verified: verified}:
+			unflushed = true
 		case <-ctx.Done():
 			blockPool.Put(bp)
 			return ctx.Err()
@@ -680,7 +745,7 @@ func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *open
 // reports whether the block was checked; a mismatch is the peer's fault.
 func (f *fetch) readBlock(r io.Reader, c cid.Cid, buf []byte) (verified bool, _ error) {
 	p := c.Prefix()
-	if f.e.cfg.putVerifies != nil || p.MhType != mh.SHA2_256 || p.MhLength != sha256.Size {
+	if f.e.cfg.putVerifies != nil || f.batchVerify() || p.MhType != mh.SHA2_256 || p.MhLength != sha256.Size {
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return false, peerError{err: fmt.Errorf("read block %s: %w", c, noEOF(err))}
 		}

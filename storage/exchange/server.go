@@ -120,11 +120,27 @@ func (e *Exchange) handleStream(s network.Stream) {
 			}
 			allowed = root
 		}
-		for _, want := range req.Wants {
+		// The next blocks are read from the store (and verified) while
+		// the current one is sent, so disk and hash time hide behind the
+		// network instead of adding to it.
+		loads := make([]chan loaded, len(req.Wants))
+		start := func(i int) {
+			ch := make(chan loaded, 1) // the loader never blocks, even if the stream ends
+			loads[i] = ch
+			go func() { ch <- e.load(ctx, root, req.Wants[i].Cid) }()
+		}
+		for i := range min(serverPrefetch, len(req.Wants)) {
+			start(i)
+		}
+		for i := range req.Wants {
+			if j := i + serverPrefetch; j < len(req.Wants) {
+				start(j)
+			}
+			l := <-loads[i]
 			// A client that stops reading must not hold this goroutine
 			// and its buffers for ever.
 			_ = s.SetWriteDeadline(time.Now().Add(e.cfg.idleTimeout))
-			if err := e.serveBlock(ctx, w, root, want.Cid); err != nil {
+			if err := writeLoaded(w, l); err != nil {
 				e.log.Debug("serve stream ended", "peer", remote, "err", err)
 				_ = s.Reset()
 				return
@@ -133,9 +149,34 @@ func (e *Exchange) handleStream(s network.Stream) {
 	}
 }
 
-// serveBlock writes one response frame for want. Only write errors are
-// returned; a missing or unreadable block is answered in the frame.
-func (e *Exchange) serveBlock(ctx context.Context, w *bufio.Writer, root, want cid.Cid) error {
+// serverPrefetch is how many blocks a served stream reads ahead of the one
+// it is sending; with it a stream holds at most serverPrefetch+1 blocks.
+const serverPrefetch = 2
+
+// loaded is a block read for a response, or the status that replaces it.
+type loaded struct {
+	resp Response
+	data []byte
+}
+
+// writeLoaded writes one response frame.
+func writeLoaded(w *bufio.Writer, l loaded) error {
+	h, err := EncodeResponse(&l.resp)
+	if err != nil {
+		return err
+	}
+	if err := writeFrame(w, h); err != nil {
+		return err
+	}
+	if len(l.data) > 0 {
+		_, err = w.Write(l.data)
+	}
+	return err
+}
+
+// load reads want for a response; a missing or unreadable block becomes
+// the response's status.
+func (e *Exchange) load(ctx context.Context, root, want cid.Cid) loaded {
 	wc := protocol.NewCID(want)
 	resp := Response{Status: StatusOK, CID: &wc}
 	var data []byte
@@ -162,17 +203,7 @@ func (e *Exchange) serveBlock(ctx context.Context, w *bufio.Writer, root, want c
 			resp.Size = uint64(len(data))
 		}
 	}
-	h, err := EncodeResponse(&resp)
-	if err != nil {
-		return err
-	}
-	if err := writeFrame(w, h); err != nil {
-		return err
-	}
-	if len(data) > 0 {
-		_, err = w.Write(data)
-	}
-	return err
+	return loaded{resp: resp, data: data}
 }
 
 // underRoot reports whether c is root or reachable from it in the local
