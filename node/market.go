@@ -34,6 +34,9 @@ type MarketConfig struct {
 	Slots uint32
 	// Region is announced in offers.
 	Region string
+	// Surcharge is the percentage the provider adds to its price at full
+	// load (market.UtilisationPricing); 0 bids the list price always.
+	Surcharge uint64
 	// AuctionWindow is the renter's default auction round length; 0: 3 s.
 	AuctionWindow time.Duration
 	// Tamper makes a provider submit wrong outputs (fault-injection tests).
@@ -138,8 +141,18 @@ func (d *Daemon) providerConfig() *agent.ProviderConfig {
 		Memory:   inv.CPU.MemoryBytes,
 		Prices:   prices,
 		Slots:    slots,
+		Strategy: pricing(mc.Surcharge),
 		Tamper:   mc.Tamper,
 	}
+}
+
+// pricing is the provider's pricing strategy: its list price, raised with
+// utilisation when a surcharge is set.
+func pricing(surcharge uint64) market.PricingStrategy {
+	if surcharge == 0 {
+		return market.StaticPrices{}
+	}
+	return market.UtilisationPricing{MaxSurchargePercent: surcharge}
 }
 
 func cmpStr(a, b string) int {

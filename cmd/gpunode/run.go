@@ -62,6 +62,7 @@ as '_') and a key of <home>/config.toml.`,
 	f.Uint64("gpu-price", 0, "provider: price per segment per GPU for GPU work (0: no GPU work)")
 	f.Uint32("slots", 2, "provider: segments run at once")
 	f.String("region", "", "provider: region announced in offers")
+	f.Uint64("price-surcharge", 0, "provider: percent added to the price at full load (utilisation pricing; 0: list price)")
 	f.Duration("auction", 3*time.Second, "renter: default length of an auction round")
 	f.String("log-level", "info", "log level: debug, info, warn, error")
 	f.String("log-format", "text", "log format: text or json")
@@ -158,5 +159,6 @@ func marketConfig(f *pflag.FlagSet) node.MarketConfig {
 	slots, _ := f.GetUint32("slots")
 	region, _ := f.GetString("region")
 	auction, _ := f.GetDuration("auction")
-	return node.MarketConfig{Price: price, GPUPrice: gpuPrice, Slots: slots, Region: region, AuctionWindow: auction}
+	surcharge, _ := f.GetUint64("price-surcharge")
+	return node.MarketConfig{Price: price, GPUPrice: gpuPrice, Slots: slots, Region: region, AuctionWindow: auction, Surcharge: surcharge}
 }
