@@ -78,7 +78,6 @@ type net struct {
 	program    string // data root of the segment program
 	invariants atomic.Int64
 	invErr     atomic.Value
-	mu         sync.Mutex
 }
 
 func startNet(t *testing.T) *net {
@@ -346,10 +345,7 @@ func (n *net) testAwardRunVerifyPay(t *testing.T) {
 	counts := leasesOf(v)
 	// Cheapest first within capacity: a provider only gets segments while
 	// every cheaper one is full.
-	var ps []*member
-	for _, p := range n.providers {
-		ps = append(ps, p)
-	}
+	ps := append([]*member(nil), n.providers...)
 	sort.Slice(ps, func(i, j int) bool { return ps[i].price < ps[j].price })
 	total, full := 0, true
 	var cost uint64
