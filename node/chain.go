@@ -27,24 +27,39 @@ func ChainNetwork(n *Node) consensus.Network { return chainNet{n} }
 type chainNet struct{ *Node }
 
 func (c chainNet) Join(name string, v consensus.Validator) (consensus.Topic, error) {
-	t, err := c.JoinTopic(name, func(ctx context.Context, from peer.ID, env *protocol.Envelope) Verdict {
-		switch v(ctx, from, env) {
-		case consensus.Accept:
-			return Accept
-		case consensus.Ignore:
-			return Ignore
-		}
-		return Reject
+	t, sub, err := c.joinSubscribed(name, func(ctx context.Context, from peer.ID, env *protocol.Envelope) Verdict {
+		return verdictOf(v(ctx, from, env), consensus.Accept, consensus.Ignore)
 	})
 	if err != nil {
 		return nil, err
 	}
+	return chainTopic{t, sub}, nil
+}
+
+// joinSubscribed joins topic name with validator v and subscribes to it.
+func (n *Node) joinSubscribed(name string, v Validator) (*Topic, *Subscription, error) {
+	t, err := n.JoinTopic(name, v)
+	if err != nil {
+		return nil, nil, err
+	}
 	sub, err := t.Subscribe()
 	if err != nil {
 		_ = t.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return chainTopic{t, sub}, nil
+	return t, sub, nil
+}
+
+// verdictOf maps a service's own verdict type onto the node's: accept and
+// ignore are the service's values for those; anything else rejects.
+func verdictOf[V comparable](v, accept, ignore V) Verdict {
+	switch v {
+	case accept:
+		return Accept
+	case ignore:
+		return Ignore
+	}
+	return Reject
 }
 
 type chainTopic struct {

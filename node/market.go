@@ -179,21 +179,10 @@ func (d *Daemon) closeMarket() error {
 type marketNet struct{ n *Node }
 
 func (m marketNet) Join(name string, v agent.Validator) (agent.Topic, error) {
-	t, err := m.n.JoinTopic(name, func(ctx context.Context, from peer.ID, env *protocol.Envelope) Verdict {
-		switch v(ctx, from, env) {
-		case agent.Accept:
-			return Accept
-		case agent.Ignore:
-			return Ignore
-		}
-		return Reject
+	t, sub, err := m.n.joinSubscribed(name, func(ctx context.Context, from peer.ID, env *protocol.Envelope) Verdict {
+		return verdictOf(v(ctx, from, env), agent.Accept, agent.Ignore)
 	})
 	if err != nil {
-		return nil, err
-	}
-	sub, err := t.Subscribe()
-	if err != nil {
-		_ = t.Close()
 		return nil, err
 	}
 	return marketTopic{t, sub}, nil
