@@ -81,16 +81,31 @@ var txGen atomic.Uint64
 func newSmap[V any](nShards int) *smap[V] {
 	s := &smap[V]{groups: make([]*group[V], (nShards+groupSize-1)/groupSize), nShards: nShards}
 	empty := &shard[V]{hash: emptyShardHash}
+	// Every full group starts as the same empty group (only the last one
+	// may be shorter): immutable, like everything of generation 0.
+	var full *group[V]
 	for g := range s.groups {
-		gr := &group[V]{shards: make([]*shard[V], min(groupSize, nShards-g*groupSize))}
-		for i := range gr.shards {
-			gr.shards[i] = empty
+		if n := min(groupSize, nShards-g*groupSize); n < groupSize || full == nil {
+			s.groups[g] = emptyGroup(empty, n)
+			if n == groupSize {
+				full = s.groups[g]
+			}
+			continue
 		}
-		gr.hash = gr.computeHash()
-		s.groups[g] = gr
+		s.groups[g] = full
 	}
 	s.root = computeRoot(s.groups)
 	return s
+}
+
+// emptyGroup is a group of n shards, all of them empty.
+func emptyGroup[V any](empty *shard[V], n int) *group[V] {
+	g := &group[V]{shards: make([]*shard[V], n)}
+	for i := range g.shards {
+		g.shards[i] = empty
+	}
+	g.hash = g.computeHash()
+	return g
 }
 
 func (g *group[V]) computeHash() [32]byte {
@@ -267,6 +282,9 @@ func (s *smap[V]) verify(enc func(dst []byte, v V) []byte) bool {
 		return false
 	}
 	n := 0
+	// The hash of a group without keys depends only on its length: computed
+	// once per length, from the definition.
+	emptyHash := map[int][32]byte{}
 	for gi, g := range s.groups {
 		if len(g.shards) != min(groupSize, s.nShards-gi*groupSize) {
 			return false
@@ -278,7 +296,14 @@ func (s *smap[V]) verify(enc func(dst []byte, v V) []byte) bool {
 			}
 			gn += len(sh.es)
 		}
-		if gn != g.n || g.computeHash() != g.hash {
+		want, ok := emptyHash[len(g.shards)]
+		if gn > 0 || !ok {
+			want = g.computeHash()
+			if gn == 0 {
+				emptyHash[len(g.shards)] = want
+			}
+		}
+		if gn != g.n || want != g.hash {
 			return false
 		}
 		n += gn
