@@ -32,8 +32,8 @@
 //
 // # Running
 //
-//	go test ./consensus/simledger                          # 64 seeds over Scenarios()
-//	go test ./consensus/simledger -sim.seeds=5000          # more (GPUNODE_E2E=1: 20,000)
+//	go test ./consensus/simledger                          # 1,000 seeds over Scenarios()
+//	go test ./consensus/simledger -sim.seeds=5000          # more (GPUNODE_E2E=1: 100,000)
 //	go test ./consensus/simledger -run TestSimLedger -simledger.scenario byzantine-4 -seed 17 -v
 //
 // The last form replays one seed and prints its trace; a failing seed

@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// TestMain trades memory for speed: every block copies the ledger's shard
-// tables (copy-on-write), which makes much short-lived garbage, and the
-// suite must stay fast under -race on two cores.
+// TestMain trades memory for speed: the simulated nodes make much
+// short-lived garbage (messages, CBOR, signatures, per-block states), and
+// the suite must stay fast under -race on two cores (with the default GC
+// target it took about 1.6 times as long).
 func TestMain(m *testing.M) {
 	debug.SetGCPercent(800)
 	os.Exit(m.Run())

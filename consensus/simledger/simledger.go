@@ -249,9 +249,9 @@ func (a *app) Commit(h uint64, v bft.Value, _ bft.Certificate) error {
 		return fmt.Errorf("state hash %x at height %d; another node has %x", st.Hash(), h, want)
 	}
 	if a.w.full {
-		// The full check also recomputes the state hash from scratch (16k
-		// account shards, most of a block's cost under -race): on every
-		// node after every block in a share of the seeds.
+		// The full check also recomputes the state hash from scratch (it
+		// walks all 16k account shards, far more than a block's own cost):
+		// on every node after every block in a share of the seeds.
 		if err := ledger.CheckInvariant(st); err != nil {
 			return fmt.Errorf("after height %d: %w", h, err)
 		}

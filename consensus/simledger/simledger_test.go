@@ -17,17 +17,17 @@ import (
 
 var (
 	seedFlag     = flag.Int64("seed", -1, "replay this one seed (with -simledger.scenario) and print its trace")
-	seedsFlag    = flag.Int("sim.seeds", 64, "number of seeds across all scenarios (GPUNODE_E2E=1: 20,000)")
+	seedsFlag    = flag.Int("sim.seeds", 1000, "number of seeds across all scenarios (GPUNODE_E2E=1: 100,000)")
 	scenarioFlag = flag.String("simledger.scenario", "", "run only the scenario with this name")
 	firstFlag    = flag.Uint64("sim.first", 0, "first seed of the range")
 )
 
-// seedCount is -sim.seeds, or 20,000 under GPUNODE_E2E=1 (make e2e).
+// seedCount is -sim.seeds, or 100,000 under GPUNODE_E2E=1 (make e2e).
 func seedCount() int {
 	explicit := false
 	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "sim.seeds" })
 	if !explicit && os.Getenv("GPUNODE_E2E") == "1" {
-		return 20000
+		return 100_000
 	}
 	return *seedsFlag
 }
