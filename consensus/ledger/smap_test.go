@@ -70,7 +70,8 @@ func TestApplyKeepsOldStates(t *testing.T) {
 		blk := f.block(nil, nil) // a sibling: the same height without the txs
 		var wg sync.WaitGroup
 		var sibErr error
-		wg.Go(func() { _, _, sibErr = f.l.Apply(f.st, blk) })
+		parent := f.st // f.apply replaces f.st while the sibling runs
+		wg.Go(func() { _, _, sibErr = f.l.Apply(parent, blk) })
 		f.apply(f.block(txs, nil))
 		wg.Wait()
 		if sibErr != nil {
