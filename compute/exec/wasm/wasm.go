@@ -167,10 +167,11 @@ func WithWorkers(n int) Option {
 
 // Executor runs wasip1 modules. It is safe for concurrent use.
 type Executor struct {
-	cfg     config
-	en      *engine // in-process runs, and Compile
-	workers *pool   // nil in in-process mode
-	log     *slog.Logger
+	cfg       config
+	en        *engine // in-process runs, and Compile
+	workers   *pool   // nil in in-process mode
+	log       *slog.Logger
+	workerCPU atomic.Int64 // ns, see WorkerCPUTime
 }
 
 var _ exec.Executor = (*Executor)(nil)
@@ -220,6 +221,14 @@ func (e *Executor) Close(ctx context.Context) error {
 	}
 	return e.en.close(ctx)
 }
+
+// WorkerCPUTime is the CPU time worker processes have spent on this
+// executor's runs that ended normally (exited, trapped or hit the memory
+// or output limit), each counted from the module's start to its end and
+// so without compilation. It is zero for in-process runs, whose time is
+// this process's own, and where the platform does not say (it does on
+// Linux).
+func (e *Executor) WorkerCPUTime() time.Duration { return time.Duration(e.workerCPU.Load()) }
 
 // Compile compiles module the way runs will (or loads it from the disk
 // cache) and reports how long that took. Run compiles on its own; Compile
