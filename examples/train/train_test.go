@@ -111,7 +111,7 @@ func wasmRunner(t *testing.T) func(env map[string]string, inputs map[string][]by
 // A market segment (no arguments, the shard at "input") trains from zero
 // weights and writes weights.bin, natively and under the wasm executor,
 // with byte-identical results, whether "input" is the shard file or a
-// directory holding it.
+// directory holding it, and whether the shard is GNS2 or the older GNS1.
 func TestSegment(t *testing.T) {
 	task, _ := model.NewTask(5, 8)
 	s, _ := task.Shard(3, 300)
@@ -123,7 +123,11 @@ func TestSegment(t *testing.T) {
 	want := model.EncodeWeights(w)
 	env := map[string]string{"GPUNODE_JOB": "job1", "GPUNODE_SEGMENT": "3", "GPUNODE_SEGMENTS": "8"}
 
-	for _, layout := range []string{"file", "dir"} {
+	for _, layout := range []string{"file", "dir", "GNS1 file"} {
+		shard := shard
+		if layout == "GNS1 file" {
+			shard = model.EncodeShardV1(s)
+		}
 		in, out := t.TempDir(), t.TempDir()
 		p := filepath.Join(in, segmentInput)
 		if layout == "dir" {

@@ -102,6 +102,9 @@ type outcome struct {
 	Stdout   []byte `json:"stdout,omitempty"`
 	Stderr   []byte `json:"stderr,omitempty"`
 	Elapsed  int64  `json:"elapsed"` // ns
+	// CPU is the CPU time the worker process used from the module's start
+	// to its end (ns; 0 in-process and where processCPU is unknown).
+	CPU int64 `json:"cpu,omitempty"`
 }
 
 // err turns an outcome into the executor's error (nil on success).

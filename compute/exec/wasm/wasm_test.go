@@ -261,3 +261,28 @@ func TestWarm(t *testing.T) {
 		t.Fatalf("run after Warm = %+v, %v", res, err)
 	}
 }
+
+// WorkerCPUTime counts the CPU time of runs in workers (on Linux), and
+// neither the time of runs that were killed nor of in-process runs.
+func TestWorkerCPUTime(t *testing.T) {
+	mod := testModule(t)
+	e := newExec(t)
+	if got := e.WorkerCPUTime(); got != 0 {
+		t.Fatalf("WorkerCPUTime before any run = %v", got)
+	}
+	if _, _, err := run(t, e, mod, 1, "echo", "ok"); err != nil {
+		t.Fatal(err)
+	}
+	after := e.WorkerCPUTime()
+	if (after > 0) != (runtime.GOOS == "linux") || after < 0 {
+		t.Fatalf("WorkerCPUTime after a run on %s = %v", runtime.GOOS, after)
+	}
+	_, err := e.Run(context.Background(), exec.Spec{Program: exec.Bytes(mod), Args: []string{"spin"}, OutputDir: t.TempDir(),
+		Limits: exec.Limits{WallTime: 200 * time.Millisecond}})
+	if !errors.Is(err, exec.ErrTimeout) {
+		t.Fatalf("spin: %v; want ErrTimeout", err)
+	}
+	if got := e.WorkerCPUTime(); got != after {
+		t.Fatalf("WorkerCPUTime went from %v to %v over a killed run", after, got)
+	}
+}

@@ -80,12 +80,17 @@ func serveWorker(in io.Reader, out io.Writer, cacheDir string, maxMem uint64) in
 		if err != nil {
 			o = outcome{Kind: outBad, Msg: "read module: " + err.Error(), ExitCode: -1}
 		} else {
+			var cpu0 time.Duration
 			o = en.run(context.Background(), module, req, 0, func() {
 				// Tell the executor compilation is over: its wall-time
 				// limit starts now.
 				_ = enc.Encode(outcome{Kind: outStarted})
 				_ = bw.Flush()
+				cpu0 = processCPU()
 			})
+			if cpu0 > 0 {
+				o.CPU = int64(processCPU() - cpu0)
+			}
 		}
 		if err := enc.Encode(o); err != nil {
 			return 1
@@ -269,6 +274,7 @@ func (e *Executor) runInWorker(ctx context.Context, wall time.Duration, module [
 				continue
 			}
 			e.workers.put(w)
+			e.workerCPU.Add(r.o.CPU)
 			return r.o
 		case <-ctx.Done():
 			return stopped(outCanceled, context.Cause(ctx).Error())

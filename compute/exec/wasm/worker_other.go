@@ -2,6 +2,12 @@
 
 package wasm
 
-import osexec "os/exec"
+import (
+	osexec "os/exec"
+	"time"
+)
 
 func setWorkerAttrs(*osexec.Cmd) {}
+
+// processCPU is unknown here.
+func processCPU() time.Duration { return 0 }

@@ -5,7 +5,9 @@ package ckernel_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,18 +85,17 @@ func TestTrainRejects(t *testing.T) {
 }
 
 // TestModuleMatchesNative: the committed wasm build gives the native C
-// kernel's weights byte for byte, and refuses a malformed shard cleanly.
+// kernel's weights byte for byte, from a GNS2 shard (used in place) and a
+// GNS1 shard (decoded), with and without a tail of features beyond the
+// 64-byte groups, and refuses malformed shards cleanly.
 func TestModuleMatchesNative(t *testing.T) {
 	e, err := wasm.New(wasm.WithInProcess(), wasm.WithWorkDir(t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close(context.Background())
-	const dim, rows = 12, 500
-	s := shard(t, 7, dim, rows)
-	w := model.Zero(dim)
 	cfg := model.Config{Epochs: 2, LR: 0.3, BatchSize: 16}
-	run := func(shardBytes []byte) (*exec.Result, []byte, error) {
+	run := func(w model.Weights, shardBytes []byte) (*exec.Result, []byte, error) {
 		out := t.TempDir()
 		res, err := e.Run(context.Background(), exec.Spec{
 			Program: exec.Bytes(ckernel.Module),
@@ -110,22 +111,55 @@ func TestModuleMatchesNative(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(out, "w.bin"))
 		return res, b, err
 	}
-	_, got, err := run(model.EncodeShard(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := ckernel.Train(w, s, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, model.EncodeWeights(want)) {
-		t.Fatal("wasm C kernel and native C kernel weights differ (stale train-c.wasm? run make train-c-wasm)")
+	for _, c := range []struct{ dim, rows int }{{12, 500}, {64, 300}, {5, 77}, {8, 0}} {
+		s := shard(t, 7, c.dim, c.rows)
+		w := model.Zero(c.dim)
+		w.W[c.dim] = 0.125
+		want, err := ckernel.Train(w, s, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, enc := range []func(model.Shard) []byte{model.EncodeShard, model.EncodeShardV1} {
+			b := enc(s)
+			_, got, err := run(w, b)
+			if err != nil {
+				t.Fatalf("dim %d rows %d %s: %v", c.dim, c.rows, b[:4], err)
+			}
+			if !bytes.Equal(got, model.EncodeWeights(want)) {
+				t.Fatalf("dim %d rows %d %s: wasm C kernel and native C kernel weights differ (stale train-c.wasm? run make train-c-wasm)", c.dim, c.rows, b[:4])
+			}
+		}
 	}
 
-	bad := model.EncodeShard(s)
-	bad[len(bad)-1] = 7 // a label that is not 0 or 1
-	res, _, err := run(bad)
-	if !errors.Is(err, exec.ErrExit) || res == nil || !strings.Contains(string(res.Stderr), "label") {
-		t.Errorf("malformed shard: err %v, want exit with a message about the label", err)
+	s := shard(t, 7, 12, 50)
+	w := model.Zero(12)
+	setF64 := func(b []byte, off int, v float64) []byte {
+		binary.LittleEndian.PutUint64(b[off:], math.Float64bits(v))
+		return b
+	}
+	v2 := model.EncodeShard(s)
+	labels := 16 + 8*12*50
+	for _, c := range []struct {
+		name, msg string
+		b         []byte
+	}{
+		{"GNS2 label 7", "label", setF64(bytes.Clone(v2), len(v2)-8, 7)},
+		{"GNS2 label -0", "label", setF64(bytes.Clone(v2), labels, math.Copysign(0, -1))},
+		{"GNS2 NaN feature", "not finite", setF64(bytes.Clone(v2), 16+8*100, math.NaN())},
+		{"GNS2 inf feature", "not finite", setF64(bytes.Clone(v2), labels-8, math.Inf(1))},
+		{"GNS2 truncated", "shape", v2[:len(v2)-1]},
+		{"GNS2 header", "header", setF64(bytes.Clone(v2), 8, 1)},
+		{"GNS1 label 7", "label", func() []byte { b := model.EncodeShardV1(s); b[len(b)-1] = 7; return b }()},
+		{"GNS1 NaN feature", "not finite", setF64(model.EncodeShardV1(s), 12, math.NaN())},
+		{"other magic", "not a shard", append([]byte("GNS9"), v2[4:]...)},
+	} {
+		res, _, err := run(w, c.b)
+		if !errors.Is(err, exec.ErrExit) || res == nil || !strings.Contains(string(res.Stderr), c.msg) {
+			var stderr []byte
+			if res != nil {
+				stderr = res.Stderr
+			}
+			t.Errorf("%s: err %v, stderr %q; want exit with a message about %q", c.name, err, stderr, c.msg)
+		}
 	}
 }

@@ -92,9 +92,11 @@ func TestShapeErrors(t *testing.T) {
 func TestCodecRoundTrip(t *testing.T) {
 	task, _ := NewTask(9, 5)
 	s, _ := task.Shard(1, 33)
-	s2, err := DecodeShard(EncodeShard(s))
-	if err != nil || !bytes.Equal(EncodeShard(s2), EncodeShard(s)) {
-		t.Fatalf("shard round trip: %v", err)
+	for _, enc := range []func(Shard) []byte{EncodeShard, EncodeShardV1} {
+		s2, err := DecodeShard(enc(s))
+		if err != nil || !bytes.Equal(enc(s2), enc(s)) {
+			t.Fatalf("shard round trip: %v", err)
+		}
 	}
 	w := Weights{W: []float64{1, -2.5, 3, 0, 1e-300, 7}}
 	w2, err := DecodeWeights(EncodeWeights(w))
@@ -126,14 +128,98 @@ func FuzzDecodeShard(f *testing.F) {
 	task, _ := NewTask(1, 2)
 	s, _ := task.Shard(0, 3)
 	f.Add(EncodeShard(s))
+	f.Add(EncodeShardV1(s))
 	f.Add([]byte("GNS1\x01\x00\x00\x00\x01\x00\x00\x00"))
+	f.Add([]byte("GNS2\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("GNS2\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00" +
+		"\x00\x00\x00\x00\x00\x00\xf0\x7f" + "\x00\x00\x00\x00\x00\x00\xf0\x3f"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := DecodeShard(b)
 		if err != nil {
+			if !errors.Is(err, ErrFormat) {
+				t.Fatalf("error %v does not wrap ErrFormat", err)
+			}
 			return
 		}
-		if !bytes.Equal(EncodeShard(s), b) {
+		enc := EncodeShard
+		if bytes.HasPrefix(b, []byte("GNS1")) {
+			enc = EncodeShardV1
+		}
+		if !bytes.Equal(enc(s), b) {
 			t.Fatal("accepted bytes do not re-encode identically")
 		}
+		// Either format holds the same shard.
+		for _, other := range [][]byte{EncodeShard(s), EncodeShardV1(s)} {
+			s2, err := DecodeShard(other)
+			if err != nil || !bytes.Equal(EncodeShard(s2), EncodeShard(s)) {
+				t.Fatalf("re-encoded shard does not decode to the same shard: %v", err)
+			}
+		}
 	})
+}
+
+// GNS1 and GNS2 hold the same shard, which trains to the same weights.
+func TestShardFormats(t *testing.T) {
+	task, _ := NewTask(3, 7)
+	s, _ := task.Shard(2, 101)
+	v1, v2 := EncodeShardV1(s), EncodeShard(s)
+	if string(v2[:4]) != "GNS2" || len(v2) != 16+8*101*8 {
+		t.Fatalf("EncodeShard wrote %q, %d bytes; want GNS2, %d bytes", v2[:4], len(v2), 16+8*101*8)
+	}
+	var ws [][]byte
+	for _, b := range [][]byte{v1, v2} {
+		d, err := DecodeShard(b)
+		if err != nil {
+			t.Fatalf("DecodeShard(%s): %v", b[:4], err)
+		}
+		w, err := Train(Zero(7), d, DefaultConfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, EncodeWeights(w))
+	}
+	if !bytes.Equal(ws[0], ws[1]) {
+		t.Fatal("GNS1 and GNS2 of one shard train to different weights")
+	}
+}
+
+func TestDecodeShardRejects(t *testing.T) {
+	task, _ := NewTask(4, 2)
+	s, _ := task.Shard(0, 3)
+	good := EncodeShard(s)
+	f64 := func(b []byte, off int, v float64) []byte {
+		b = bytes.Clone(b)
+		for i := range 8 {
+			b[off+i] = byte(math.Float64bits(v) >> (8 * i))
+		}
+		return b
+	}
+	set := func(off int, v byte) []byte {
+		b := bytes.Clone(good)
+		b[off] = v
+		return b
+	}
+	labels := 16 + 8*6
+	for name, b := range map[string][]byte{
+		"empty":           nil,
+		"short header":    good[:15],
+		"reserved":        set(12, 1),
+		"dim 0":           set(4, 0),
+		"rows":            set(8, 4),
+		"truncated":       good[:len(good)-1],
+		"trailing":        append(bytes.Clone(good), 0),
+		"NaN feature":     f64(good, 16+8, math.NaN()),
+		"inf feature":     f64(good, 16, math.Inf(-1)),
+		"label 2":         f64(good, labels, 2),
+		"label -0":        f64(good, labels+8, math.Copysign(0, -1)),
+		"label 0.5":       f64(good, labels+16, 0.5),
+		"other magic":     append([]byte("GNS3"), good[4:]...),
+		"v1 label 2":      func() []byte { b := EncodeShardV1(s); b[len(b)-1] = 2; return b }(),
+		"v1 inf feature":  f64(EncodeShardV1(s), 12, math.Inf(1)),
+		"v1 short header": []byte("GNS1\x01\x00\x00\x00"),
+	} {
+		if _, err := DecodeShard(b); !errors.Is(err, ErrFormat) {
+			t.Errorf("DecodeShard(%s) = %v; want ErrFormat", name, err)
+		}
+	}
 }
