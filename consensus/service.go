@@ -578,7 +578,7 @@ func (s *Service) validateTx(_ context.Context, from peer.ID, env *protocol.Enve
 	if s.pool.Has(ledger.TxHash(raw)) {
 		return Accept
 	}
-	if err := s.eng.primer.primeEnvelope(raw, env); err != nil {
+	if err := s.eng.verifier.prime(raw, env); err != nil {
 		return Reject
 	}
 	if _, err := s.pool.Add(raw); err != nil && !errors.Is(err, ErrKnownTx) {
