@@ -374,6 +374,10 @@ func (e *engine) execute(data []byte) (*applied, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Check the txs' signatures (those not verified yet) on all CPUs
+	// first: Apply then finds them in the verifier's cache. A failure is
+	// left for Apply to report.
+	_ = verifyAll(e.verifier, e.chainID, blk.Txs, false)
 	ns, evs, err := e.led.Apply(e.state, blk)
 	if err != nil {
 		return nil, err

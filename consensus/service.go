@@ -611,7 +611,7 @@ func (s *Service) validateTx(_ context.Context, from peer.ID, env *protocol.Enve
 		if err != nil {
 			return Reject
 		}
-		if err := verifyAll(s.eng.verifier, s.cfg.Genesis.ChainID, b.Txs); err != nil {
+		if err := verifyAll(s.eng.verifier, s.cfg.Genesis.ChainID, b.Txs, true); err != nil {
 			s.log.Debug("consensus: rejected tx batch", "from", from, "err", err)
 			return Reject
 		}

@@ -2,7 +2,6 @@ package consensus
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -73,9 +72,17 @@ func splitBatches(txs [][]byte) [][][]byte {
 
 // verifyAll verifies every tx of a batch with v, spread over the CPUs (a
 // batch arrives as one message, which gossipsub validates on one
-// goroutine). It returns the first failure.
-func verifyAll(v *txVerifier, chainID string, txs [][]byte) error {
-	workers := min(runtime.GOMAXPROCS(0), (len(txs)+31)/32)
+// goroutine). Gossip validation (wait set) first waits for one of the
+// verifier's slots, so that however many batches arrive at once at most
+// GOMAXPROCS goroutines verify them and the consensus loop, which has no
+// priority over them in the Go scheduler, still gets its share of the
+// CPUs; the loop itself (wait unset) never waits. Helpers run in free
+// slots only. It returns the first failure.
+func verifyAll(v *txVerifier, chainID string, txs [][]byte, wait bool) error {
+	if wait {
+		v.slots <- struct{}{}
+		defer func() { <-v.slots }()
+	}
 	var next atomic.Int64
 	var failed atomic.Pointer[error]
 	work := func() {
@@ -91,8 +98,17 @@ func verifyAll(v *txVerifier, chainID string, txs [][]byte) error {
 		}
 	}
 	var wg sync.WaitGroup
-	for range workers - 1 {
-		wg.Go(work)
+helpers:
+	for range (len(txs)+31)/32 - 1 {
+		select {
+		case v.slots <- struct{}{}:
+			wg.Go(func() {
+				defer func() { <-v.slots }()
+				work()
+			})
+		default:
+			break helpers
+		}
 	}
 	work()
 	wg.Wait()

@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 
 	"github.com/gpunode/gpunode/consensus/ledger"
@@ -21,6 +22,8 @@ type txVerifier struct {
 	inner   ledger.Verifier // ledger.SigVerifier; tests count calls
 	size    int
 
+	slots chan struct{} // capacity GOMAXPROCS: see verifyAll
+
 	mu    sync.Mutex // guards calls, ring and next
 	calls map[[32]byte]*verifyCall
 	ring  [][32]byte // accepted txs in insertion order, len <= size
@@ -36,7 +39,7 @@ type verifyCall struct {
 
 func newTxVerifier(chainID string, size int) *txVerifier {
 	return &txVerifier{chainID: chainID, inner: ledger.SigVerifier{}, size: max(size, 1),
-		calls: make(map[[32]byte]*verifyCall)}
+		calls: make(map[[32]byte]*verifyCall), slots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 }
 
 // VerifyTx implements ledger.Verifier.

@@ -145,3 +145,33 @@ func TestTxVerifierPrime(t *testing.T) {
 		t.Fatalf("prime of a ping: %v", err)
 	}
 }
+
+// TestVerifyAllSlots: gossip validation verifies in at most GOMAXPROCS
+// slots; the consensus loop (wait unset) verifies even when every slot is
+// taken, and a failure anywhere in a batch is reported.
+func TestVerifyAllSlots(t *testing.T) {
+	txs := signedTransfers(t, 100)
+	v := newTxVerifier(testChain, 1024)
+	for range cap(v.slots) {
+		v.slots <- struct{}{}
+	}
+	if err := verifyAll(v, testChain, txs, false); err != nil {
+		t.Fatal(err)
+	}
+	if v.cached() != len(txs) {
+		t.Fatalf("cached %d, want %d", v.cached(), len(txs))
+	}
+	for range cap(v.slots) {
+		<-v.slots
+	}
+	bad := append([][]byte{}, txs...)
+	bad[70] = append([]byte{}, bad[70]...)
+	bad[70][len(bad[70])-1] ^= 1
+	w := newTxVerifier(testChain, 1024)
+	if err := verifyAll(w, testChain, bad, true); !errors.Is(err, ledger.ErrBadTx) {
+		t.Fatalf("batch with a bad tx: %v", err)
+	}
+	if len(w.slots) != 0 {
+		t.Fatal("verifyAll kept a slot")
+	}
+}
