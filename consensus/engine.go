@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 
 	"github.com/gpunode/gpunode/consensus/bft"
 	"github.com/gpunode/gpunode/consensus/ledger"
-	"github.com/gpunode/gpunode/protocol"
 )
 
 // engine is the Service's single-threaded core: the bft machine, the
@@ -37,14 +35,14 @@ type engine struct {
 	maxBlockBytes int
 	maxEvidence   int
 
-	state   *ledger.State
-	vals    map[uint64]*bft.ValidatorSet // validator sets by height, near the tip
-	pending map[bft.Hash]*applied        // values proposed or validated at the current height
-	own     []bft.Message                // own messages of the current height, for rebroadcast
-	evpool  []ledger.Evidence
-	evSeen  map[[32]byte]bool
-	waiting bool // the machine decided; the next height waits for startNext
-	primer  *primer
+	state    *ledger.State
+	vals     map[uint64]*bft.ValidatorSet // validator sets by height, near the tip
+	pending  map[bft.Hash]*applied        // values proposed or validated at the current height
+	own      []bft.Message                // own messages of the current height, for rebroadcast
+	evpool   []ledger.Evidence
+	evSeen   map[[32]byte]bool
+	waiting  bool        // the machine decided; the next height waits for startNext
+	verifier *txVerifier // the ledger's and the mempool's
 }
 
 // applied is a block executed on the current state.
@@ -90,9 +88,9 @@ type engineConfig struct {
 // the WAL and starts the machine at the next height with the node's own
 // messages restored.
 func newEngine(cfg engineConfig) (*engine, *effects, error) {
-	prime := &primer{}
+	verifier := newTxVerifier(cfg.genesis.ChainID, 1<<17)
 	opts := append([]ledger.Option{ledger.WithEvidenceVerifier(EvidenceVerifier{}),
-		ledger.WithVerifier(ledger.NewCachingVerifier(prime, 1<<17))}, cfg.ledgerOptions...)
+		ledger.WithVerifier(verifier)}, cfg.ledgerOptions...)
 	led, err := ledger.New(opts...)
 	if err != nil {
 		return nil, nil, err
@@ -106,7 +104,7 @@ func newEngine(cfg engineConfig) (*engine, *effects, error) {
 		kv: cfg.kv, store: blockStore{cfg.kv}, now: cfg.now, log: cfg.log,
 		maxBlockBytes: cfg.maxBlockBytes, maxEvidence: 1024,
 		state: st, vals: map[uint64]*bft.ValidatorSet{}, pending: map[bft.Hash]*applied{},
-		evSeen: map[[32]byte]bool{}, primer: prime,
+		evSeen: map[[32]byte]bool{}, verifier: verifier,
 	}
 	top, err := e.store.height()
 	if err != nil {
@@ -376,6 +374,10 @@ func (e *engine) execute(data []byte) (*applied, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Check the txs' signatures (those not verified yet) on all CPUs
+	// first: Apply then finds them in the verifier's cache. A failure is
+	// left for Apply to report.
+	_ = verifyAll(e.verifier, e.chainID, blk.Txs, false)
 	ns, evs, err := e.led.Apply(e.state, blk)
 	if err != nil {
 		return nil, err
@@ -486,35 +488,4 @@ func (e *engine) persist(a *applied, cert bft.Certificate) (*Committed, error) {
 	e.pending = map[bft.Hash]*applied{}
 	e.own = nil
 	return &Committed{Height: h, Hash: a.blk.Hash(), Block: a.blk, Certificate: cert, Events: a.events, State: a.state}, nil
-}
-
-// primer is the inner Verifier of the ledger's cache: a tx whose envelope
-// the topic already authenticated (protocol.Open) is handed over decoded,
-// so its signature is checked once per node, not twice.
-type primer struct{ m sync.Map } // [32]byte -> *ledger.VerifiedTx
-
-func (p *primer) VerifyTx(chainID string, raw []byte) (*ledger.VerifiedTx, error) {
-	if v, ok := p.m.LoadAndDelete(ledger.TxHash(raw)); ok {
-		return v.(*ledger.VerifiedTx), nil
-	}
-	return ledger.SigVerifier{}.VerifyTx(chainID, raw)
-}
-
-// primeEnvelope decodes an envelope that protocol.Open accepted for the
-// chain into a VerifiedTx for raw.
-func (p *primer) primeEnvelope(raw []byte, env *protocol.Envelope) error {
-	if env.Kind != protocol.KindTx {
-		return fmt.Errorf("%w: envelope kind %q", ErrTxRejected, env.Kind)
-	}
-	tx, err := ledger.DecodeTx(env.Payload)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrTxRejected, err)
-	}
-	id, err := env.AuthorID()
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrTxRejected, err)
-	}
-	h := ledger.TxHash(raw)
-	p.m.Store(h, &ledger.VerifiedTx{Hash: h, Sender: id.String(), Tx: tx})
-	return nil
 }

@@ -60,3 +60,29 @@ func FuzzSyncFrames(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeTxBatch: DecodeTxBatch never panics, and whatever it accepts
+// holds 1 to MaxBatchTxs non-empty txs and re-encodes to the input.
+func FuzzDecodeTxBatch(f *testing.F) {
+	f.Add(protocol.MustMarshal(&TxBatch{Txs: [][]byte{{1}, {2, 3}}}))
+	f.Add(protocol.MustMarshal(&TxBatch{}))
+	f.Add([]byte{0xa1, 0x01, 0x98, 0x01, 0x41, 0x01})
+	f.Add([]byte{0xa1, 0x01, 0x9f, 0x41, 0x01, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := DecodeTxBatch(data)
+		if err != nil {
+			return
+		}
+		if len(b.Txs) == 0 || len(b.Txs) > MaxBatchTxs {
+			t.Fatalf("accepted a batch of %d txs", len(b.Txs))
+		}
+		for _, tx := range b.Txs {
+			if len(tx) == 0 {
+				t.Fatal("accepted an empty tx")
+			}
+		}
+		if again := protocol.MustMarshal(b); !bytes.Equal(again, data) {
+			t.Fatalf("accepted %x but re-encodes to %x", data, again)
+		}
+	})
+}

@@ -9,8 +9,8 @@ import (
 )
 
 // Mempool holds verified txs waiting for a block, per sender in nonce
-// order. A tx is admitted when its signature verifies (through the ledger's
-// caching verifier, so block execution does not verify it again), its fee
+// order. A tx is admitted when its signature verifies (through the node's
+// caching txVerifier, so block execution does not verify it again), its fee
 // is at least MinFee and payable from the sender's balance, and its nonce is
 // not below the sender's account nonce nor too far above it. It is bounded;
 // after each commit the included txs leave and the rest are re-checked

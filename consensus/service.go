@@ -56,6 +56,10 @@ type Config struct {
 	// SyncInterval is how often the node checks whether a peer is ahead and
 	// block-syncs from it. Default 500ms.
 	SyncInterval time.Duration
+	// TxGossipDelay is how long a submitted tx waits for others to be
+	// gossiped with it in one KindTxBatch message (a full batch goes at
+	// once). Default 5ms.
+	TxGossipDelay time.Duration
 	// MempoolSize bounds the mempool (default 100,000 txs).
 	MempoolSize int
 	// MaxBlockBytes bounds a proposed block's txs (default 3 MiB, under the
@@ -95,6 +99,12 @@ type Service struct {
 	hooks   []func(*Committed)
 
 	submitMu sync.Mutex // serialises nonce assignment of the node's own txs
+
+	batchMu    sync.Mutex // guards batch and batchBytes
+	batch      [][]byte   // submitted txs not yet gossiped
+	batchBytes int
+	batchStart chan struct{} // (capacity 1) a batch has started
+	batchFull  chan struct{} // (capacity 1) a batch reached its target size
 
 	pendingStart *effects          // the restore's effects, carried out by Start
 	onSend       func(bft.Message) // tests: every message published
@@ -138,6 +148,7 @@ func New(cfg Config) (*Service, error) {
 	def(&cfg.RebroadcastMin, 500*time.Millisecond)
 	def(&cfg.RebroadcastMax, 4*time.Second)
 	def(&cfg.SyncInterval, 500*time.Millisecond)
+	def(&cfg.TxGossipDelay, 5*time.Millisecond)
 	if cfg.MempoolSize <= 0 {
 		cfg.MempoolSize = 100_000
 	}
@@ -166,7 +177,8 @@ func New(cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, self: self, eng: eng, pool: eng.pool, inbox: make(chan func(), 1024)}
+	s := &Service{cfg: cfg, log: cfg.Logger, self: self, eng: eng, pool: eng.pool, inbox: make(chan func(), 1024),
+		batchStart: make(chan struct{}, 1), batchFull: make(chan struct{}, 1)}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	s.publishView()
 	s.pendingStart = first
@@ -193,6 +205,8 @@ func (s *Service) Start() error {
 			s.wg.Add(1)
 			go s.readTopic(t)
 		}
+		s.wg.Add(1)
+		go s.gossipTxs()
 	}
 	s.rebroadcast = time.NewTimer(time.Hour)
 	s.rebroadcast.Stop()
@@ -564,27 +578,49 @@ func (s *Service) validateAnnouncement(_ context.Context, from peer.ID, env *pro
 	return Accept
 }
 
-// validateTx admits a gossiped tx to the mempool. A tx the mempool refuses
-// for the current state is ignored (it may be valid elsewhere), not
-// penalised; the node's own publishes always pass.
+// validateTx admits a gossiped tx, or a batch of them, to the mempool.
+// A tx that fails verification (signature, chain, shape: the same answer
+// on every node) rejects the message and so penalises the peer that sent
+// it; a tx the mempool refuses for the current state only stays out (it
+// may be valid elsewhere) and the message is accepted. The node's own
+// publishes always pass.
 func (s *Service) validateTx(_ context.Context, from peer.ID, env *protocol.Envelope) Verdict {
 	if from == s.self {
 		return Accept
 	}
-	raw, err := protocol.Marshal(env)
-	if err != nil {
-		return Reject
-	}
-	if s.pool.Has(ledger.TxHash(raw)) {
+	switch env.Kind {
+	case protocol.KindTx:
+		raw, err := protocol.Marshal(env)
+		if err != nil {
+			return Reject
+		}
+		if s.pool.Has(ledger.TxHash(raw)) {
+			return Accept
+		}
+		// The topic's envelope check (protocol.Open) has verified the
+		// signature: prime the verifier instead of checking it again.
+		if err := s.eng.verifier.prime(raw, env); err != nil {
+			return Reject
+		}
+		if _, err := s.pool.Add(raw); err != nil && !errors.Is(err, ErrKnownTx) {
+			return Ignore
+		}
+		return Accept
+	case KindTxBatch:
+		b, err := DecodeTxBatch(env.Payload)
+		if err != nil {
+			return Reject
+		}
+		if err := verifyAll(s.eng.verifier, s.cfg.Genesis.ChainID, b.Txs, true); err != nil {
+			s.log.Debug("consensus: rejected tx batch", "from", from, "err", err)
+			return Reject
+		}
+		for _, raw := range b.Txs {
+			_, _ = s.pool.Add(raw) // verified above: only state refusals remain
+		}
 		return Accept
 	}
-	if err := s.eng.primer.primeEnvelope(raw, env); err != nil {
-		return Reject
-	}
-	if _, err := s.pool.Add(raw); err != nil && !errors.Is(err, ErrKnownTx) {
-		return Ignore
-	}
-	return Accept
+	return Reject
 }
 
 func (s *Service) readTopic(t Topic) {
@@ -638,19 +674,83 @@ func (s *Service) onAnnouncement(a *Announcement, from peer.ID) {
 	s.handle(out, nil)
 }
 
-// Submit admits a signed tx (a KindTx envelope) to the mempool and gossips
-// it. It returns the tx hash.
+// Submit admits a signed tx (a KindTx envelope) to the mempool and queues
+// it for gossip: within Config.TxGossipDelay it goes out with the other
+// txs submitted meanwhile in one KindTxBatch message (alone as itself).
+// It returns the tx hash.
 func (s *Service) Submit(ctx context.Context, raw []byte) ([32]byte, error) {
 	h, err := s.pool.Add(raw)
 	if err != nil && !errors.Is(err, ErrKnownTx) {
 		return h, err
 	}
-	if s.txs != nil {
-		if err := s.txs.PublishRaw(ctx, raw); err != nil {
-			return h, err
-		}
+	if s.txs == nil {
+		return h, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return h, err
+	}
+	s.batchMu.Lock()
+	s.batch = append(s.batch, raw)
+	s.batchBytes += len(raw)
+	first, full := len(s.batch) == 1, len(s.batch) >= batchTargetTxs || s.batchBytes >= batchTargetBytes
+	s.batchMu.Unlock()
+	if first {
+		signal(s.batchStart)
+	}
+	if full {
+		signal(s.batchFull)
 	}
 	return h, nil
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// gossipTxs publishes the submitted txs: a batch goes when it is full or
+// TxGossipDelay after its first tx.
+func (s *Service) gossipTxs() {
+	defer s.wg.Done()
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	for {
+		full := false
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.batchStart:
+		case <-s.batchFull:
+			full = true
+		}
+		if !full {
+			wait.Reset(s.cfg.TxGossipDelay)
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-wait.C:
+			case <-s.batchFull:
+				wait.Stop()
+			}
+		}
+		s.batchMu.Lock()
+		txs := s.batch
+		s.batch, s.batchBytes = nil, 0
+		s.batchMu.Unlock()
+		for _, b := range splitBatches(txs) {
+			var err error
+			if len(b) == 1 {
+				err = s.txs.PublishRaw(s.ctx, b[0])
+			} else {
+				err = s.txs.Publish(s.ctx, KindTxBatch, &TxBatch{Txs: b})
+			}
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Debug("consensus: gossip txs", "txs", len(b), "err", err)
+			}
+		}
+	}
 }
 
 // SubmitOwn signs a tx of the node's own account with the next free nonce

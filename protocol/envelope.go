@@ -147,7 +147,8 @@ func Open(data []byte, chainID string) (*Envelope, error) {
 	return env, nil
 }
 
-// Verify checks the signature against the author's Ed25519 key.
+// Verify checks the signature against the author's Ed25519 key (with
+// VerifyEd25519, which accepts what crypto/ed25519 accepts).
 func (e *Envelope) Verify() error {
 	id, err := e.AuthorID()
 	if err != nil {
@@ -160,12 +161,15 @@ func (e *Envelope) Verify() error {
 	if pub.Type() != pb.KeyType_Ed25519 {
 		return fmt.Errorf("%w: author key is %s, want Ed25519", ErrBadAuthor, pub.Type())
 	}
+	raw, err := pub.Raw()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadAuthor, err)
+	}
 	msg, err := e.SigningBytes()
 	if err != nil {
 		return err
 	}
-	ok, err := pub.Verify(msg, e.Signature)
-	if err != nil || !ok {
+	if !VerifyEd25519(raw, msg, e.Signature) {
 		return ErrBadSignature
 	}
 	return nil
