@@ -139,7 +139,7 @@ func segment() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	s, err := model.DecodeShard(b)
+	s, err := model.ViewShard(b)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", p, err)
 	}
@@ -201,7 +201,7 @@ func load(wp, sp string) (model.Weights, model.Shard, error) {
 	if err != nil {
 		return model.Weights{}, model.Shard{}, err
 	}
-	s, err := model.DecodeShard(sb)
+	s, err := model.ViewShard(sb)
 	if err != nil {
 		return model.Weights{}, model.Shard{}, fmt.Errorf("%s: %w", sp, err)
 	}

@@ -48,8 +48,9 @@ const (
 // and for Go, so a change of machine load during an iteration weighs on
 // both sides alike. All four kinds of run (C and Go, native and wasm) must
 // give identical bytes: the C kernel is the Go algorithm operation for
-// operation. The shard is GNS2 (model.EncodeShard), which the wasm C
-// kernel uses in place; native runs decode it, as the Go program does.
+// operation. The shard is GNS2 (model.EncodeShard), which every run uses
+// in place (model.ViewShard, and its C twin in the wasm C kernel) after
+// checking that features are finite and labels 0 or 1.
 func BenchmarkWasmTrain(b *testing.B) {
 	goModPath := exectest.Build(b, "github.com/gpunode/gpunode/examples/train", "wasip1", "wasm")
 	defer exectest.Cleanup()
@@ -119,13 +120,14 @@ func BenchmarkWasmTrain(b *testing.B) {
 		return runWasm(goMod, "step", "-weights", "w.bin", "-shard-file", "s.bin", "-out", "w.bin",
 			"-epochs", strconv.Itoa(trainEpochs))
 	}
-	// Native runs decode and encode too, as the wasm programs do.
+	// Native runs read the shard in place (model.ViewShard) and decode and
+	// encode the weights, as the wasm programs do.
 	runNative := func(train func(model.Weights, model.Shard, model.Config) (model.Weights, error)) []byte {
 		w, err := model.DecodeWeights(weightsBytes)
 		if err != nil {
 			b.Fatal(err)
 		}
-		s, err := model.DecodeShard(shardBytes)
+		s, err := model.ViewShard(shardBytes)
 		if err != nil {
 			b.Fatal(err)
 		}

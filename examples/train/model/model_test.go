@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"testing"
+	"unsafe"
 )
 
 func TestExpLogMatchMath(t *testing.T) {
@@ -221,5 +222,55 @@ func TestDecodeShardRejects(t *testing.T) {
 		if _, err := DecodeShard(b); !errors.Is(err, ErrFormat) {
 			t.Errorf("DecodeShard(%s) = %v; want ErrFormat", name, err)
 		}
+	}
+}
+
+// ViewShard accepts and refuses exactly what DecodeShard does, gives the
+// same shard, and for aligned GNS2 uses the buffer in place.
+func FuzzViewShard(f *testing.F) {
+	task, _ := NewTask(5, 3)
+	s, _ := task.Shard(0, 4)
+	f.Add(EncodeShard(s))
+	f.Add(EncodeShardV1(s))
+	f.Add([]byte("GNS2\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	f.Add([]byte("GNS2\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00" +
+		"\x00\x00\x00\x00\x00\x00\xf0\x7f" + "\x00\x00\x00\x00\x00\x00\xf0\x3f"))
+	f.Add([]byte("GNS2\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00" +
+		"\x00\x00\x00\x00\x00\x00\xf0\x3f" + "\x00\x00\x00\x00\x00\x00\x00\x40"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		aligned := make([]uint64, (len(in)+7)/8+1)
+		buf := unsafe.Slice((*byte)(unsafe.Pointer(&aligned[0])), 8*len(aligned))
+		for _, b := range [][]byte{append(buf[:0], in...), append(buf[1:1], in...)} { // aligned, then not
+			want, werr := DecodeShard(b)
+			got, gerr := ViewShard(b)
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("DecodeShard error %v, ViewShard error %v", werr, gerr)
+			}
+			if gerr != nil {
+				if !errors.Is(gerr, ErrFormat) {
+					t.Fatalf("error %v does not wrap ErrFormat", gerr)
+				}
+				continue
+			}
+			if !bytes.Equal(EncodeShard(got), EncodeShard(want)) {
+				t.Fatal("ViewShard and DecodeShard give different shards")
+			}
+		}
+	})
+}
+
+func TestViewShardInPlace(t *testing.T) {
+	task, _ := NewTask(6, 3)
+	s, _ := task.Shard(0, 5)
+	b := EncodeShard(s) // make([]byte) of this size is 8-byte aligned
+	v, err := ViewShard(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if unsafe.Pointer(&v.X[0]) != unsafe.Pointer(&b[16]) || unsafe.Pointer(&v.Y[0]) != unsafe.Pointer(&b[16+8*15]) {
+		t.Fatal("ViewShard copied an aligned GNS2 shard")
+	}
+	if v.Rows() != 5 || !bytes.Equal(EncodeShard(v), b) {
+		t.Fatal("ViewShard gives another shard")
 	}
 }
