@@ -41,6 +41,9 @@ type MarketConfig struct {
 	AuctionWindow time.Duration
 	// Tamper makes a provider submit wrong outputs (fault-injection tests).
 	Tamper func(job protocol.CID, segment uint32) bool
+	// BeforeSubmit is called before a provider submits a result
+	// (fault-injection tests; see agent.ProviderConfig).
+	BeforeSubmit func(ctx context.Context, job protocol.CID, segment uint32)
 }
 
 // DefaultPrice is a provider's default price per segment.
@@ -143,6 +146,8 @@ func (d *Daemon) providerConfig() *agent.ProviderConfig {
 		Slots:    slots,
 		Strategy: pricing(mc.Surcharge),
 		Tamper:   mc.Tamper,
+
+		BeforeSubmit: mc.BeforeSubmit,
 	}
 }
 

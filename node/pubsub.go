@@ -414,3 +414,10 @@ func topicScoreParams() *pubsub.TopicScoreParams {
 		InvalidMessageDeliveriesDecay:  pubsub.ScoreParameterDecay(time.Hour),
 	}
 }
+
+// TopicPeers lists the peers this node knows to be subscribed to the
+// topic name (as JoinTopic names it), whether or not this node joined it:
+// the peers its own publishes on that topic reach directly.
+func (n *Node) TopicPeers(name string) []peer.ID {
+	return n.ps.ListPeers(protocol.Topic(n.cfg.Network, name))
+}

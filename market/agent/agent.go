@@ -127,6 +127,10 @@ type ProviderConfig struct {
 	// Tamper, if set, is asked before each submit; returning true makes the
 	// provider submit a wrong output (fault-injection tests only).
 	Tamper func(job protocol.CID, segment uint32) bool
+	// BeforeSubmit, if set, is called after a segment ran and before its
+	// result is submitted, with the agent's context (fault-injection
+	// tests only: e.g. hold the result until the node stops).
+	BeforeSubmit func(ctx context.Context, job protocol.CID, segment uint32)
 }
 
 // Config configures an Agent.

@@ -43,6 +43,7 @@ type provider struct {
 	cfg    *ProviderConfig
 	engine market.BidEngine
 	slots  chan struct{} // one token per segment running
+	saveMu sync.Mutex    // serialises save (one writer of leases.json)
 
 	mu        sync.Mutex // guards the fields below
 	seq       uint64
@@ -288,6 +289,13 @@ func (p *provider) runLease(lr *leaseRun, id protocol.CID, job *settle.Job) {
 		p.markDirty()
 	}()
 	fail := func(err error) {
+		if a.ctx.Err() != nil {
+			// The node is stopping: the lease is not lost, it stays in
+			// leases.json and resumes when the node starts again.
+			p.setStatus(lr, "interrupted")
+			a.log.Info("market: segment interrupted by shutdown; resumes after restart", "job", lr.key.Job, "segment", lr.key.Segment)
+			return
+		}
 		p.setStatus(lr, "failed: "+err.Error())
 		a.log.Warn("market: segment failed", "job", lr.key.Job, "segment", lr.key.Segment, "err", err)
 	}
@@ -319,6 +327,9 @@ func (p *provider) runLease(lr *leaseRun, id protocol.CID, job *settle.Job) {
 		return
 	}
 	out := res.Output
+	if p.cfg.BeforeSubmit != nil {
+		p.cfg.BeforeSubmit(a.ctx, id, lr.key.Segment)
+	}
 	if p.cfg.Tamper != nil && p.cfg.Tamper(id, lr.key.Segment) {
 		// A cheating provider: any other CID stands for a wrong output.
 		out = protocol.BlockCID([]byte(fmt.Sprintf("wrong %s %d", lr.key.Job, lr.key.Segment)))
@@ -451,6 +462,8 @@ func (p *provider) save() {
 	if path == "" {
 		return
 	}
+	p.saveMu.Lock() // one writer of the file (and of its temp file) at a time
+	defer p.saveMu.Unlock()
 	p.mu.Lock()
 	var out []savedLease
 	for _, l := range p.leases {
@@ -475,7 +488,18 @@ func writeFileAtomic(path string, b []byte) error {
 		return err
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync() // the new content is on disk before it replaces the old
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)

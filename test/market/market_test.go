@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -46,6 +47,9 @@ type member struct {
 	price  uint64
 	slots  uint32
 	tamper atomic.Bool
+	hold   atomic.Bool // BeforeSubmit holds results until the node stops
+	held   chan struct{}
+	cfg    node.DaemonConfig // to restart it on the same home
 	logs   *syncBuffer
 }
 
@@ -123,7 +127,7 @@ func startNet(t *testing.T) *net {
 		if err := g.Save(homes[i].GenesisFile()); err != nil {
 			t.Fatal(err)
 		}
-		m := &member{name: s.name, price: s.price, slots: s.slots, logs: &syncBuffer{}}
+		m := &member{name: s.name, price: s.price, slots: s.slots, logs: &syncBuffer{}, held: make(chan struct{}, 16)}
 		log := slog.New(slog.NewTextHandler(m.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		cfg := node.DaemonConfig{
 			Home:       homes[i],
@@ -132,16 +136,23 @@ func startNet(t *testing.T) *net {
 			APIListen:  "127.0.0.1:0",
 			WasmWorker: worker,
 			Market: node.MarketConfig{Price: s.price, Slots: s.slots, AuctionWindow: 3 * time.Second,
-				Tamper: func(protocol.CID, uint32) bool { return m.tamper.Load() }},
+				Tamper: func(protocol.CID, uint32) bool { return m.tamper.Load() },
+				BeforeSubmit: func(ctx context.Context, _ protocol.CID, _ uint32) {
+					if m.hold.Load() {
+						m.held <- struct{}{}
+						<-ctx.Done()
+					}
+				}},
 			Logger: log,
 		}
+		m.cfg = cfg
 		d, err := node.StartDaemon(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("start %s: %v\n%s", s.name, err, m.logs.String())
 		}
 		m.d = d
 		t.Cleanup(func() {
-			_ = d.Close()
+			_ = m.d.Close() // the latest daemon of this member
 			if t.Failed() {
 				t.Logf("--- logs of %s ---\n%s", m.name, lastLines(m.logs.String(), 60))
 			}
@@ -315,6 +326,7 @@ func TestMarket(t *testing.T) {
 		{"WrongResult", n.testWrongResult},
 		{"BadBids", n.testBadBids},
 		{"ProviderExit", n.testProviderExit},
+		{"ProviderRestart", n.testProviderRestart},
 		{"ProviderKilled", n.testProviderKilled},
 	} {
 		t.Run(st.name, func(t *testing.T) {
@@ -532,6 +544,73 @@ func (n *net) testWrongResult(t *testing.T) {
 			t.Errorf("segment %d paid %d times", s, c)
 		}
 	}
+	n.checkInvariant()
+}
+
+// A provider stopped while it holds leases (each segment ran, its result
+// not yet submitted) keeps them in <home>/market/leases.json; started
+// again on the same home, it resumes them, submits and is paid, with no
+// re-auction.
+func (n *net) testProviderRestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	m := n.solo // the cheapest, with 2 slots: it wins both segments
+	id := m.d.PeerID().String()
+	m.hold.Store(true)
+	in := n.inputs(ctx, "r", 2)
+	res, err := n.renter.d.Market().SubmitJob(ctx, agent.SubmitJobRequest{Program: n.program, Inputs: in, Segments: 2,
+		MaxPrice: 1000, Deadline: 60, Verify: "replicate:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		select {
+		case <-m.held:
+		case <-ctx.Done():
+			t.Fatal("the cheapest provider did not run both segments")
+		}
+	}
+	m.hold.Store(false)
+	if err := m.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var saved []struct {
+		Job     string `json:"job"`
+		Segment uint32 `json:"segment"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(string(m.cfg.Home), "market", "leases.json")), &saved); err != nil {
+		t.Fatal(err)
+	}
+	if len(saved) != 2 || saved[0].Job != res.Job || saved[1].Job != res.Job {
+		t.Fatalf("leases kept over the stop: %+v; want both segments of %s", saved, res.Job)
+	}
+	restarted := time.Now()
+	d, err := node.StartDaemon(context.Background(), m.cfg)
+	if err != nil {
+		t.Fatalf("restart %s: %v", m.name, err)
+	}
+	m.d = d
+	v := n.waitDone(ctx, res.Job)
+	st := n.renter.d.Chain().State()
+	if want := 2 * (m.price - fee(st, m.price)); v.Paid[id] != want {
+		t.Errorf("restarted provider paid %d, want %d (paid %v)", v.Paid[id], want, v.Paid)
+	}
+	if v.Auctions != 1 || v.Missed != 0 {
+		t.Errorf("auctions %d, missed %d: want the leases resumed, not re-auctioned", v.Auctions, v.Missed)
+	}
+	// Back in the market: its new offer (all slots free) in the renter's
+	// book, and subscribed to job requests as the renter sees it.
+	n.waitFor(ctx, "the restarted provider's new offer and job subscription at the renter", func() bool {
+		if !slices.Contains(n.renter.d.Node().TopicPeers(protocol.TopicJobs), m.d.PeerID()) {
+			return false
+		}
+		for _, o := range n.renter.d.Market().Offers() {
+			if o.Provider == id {
+				return o.FreeSlots == m.slots && o.IssuedAt >= restarted.UnixMilli()
+			}
+		}
+		return false
+	})
 	n.checkInvariant()
 }
 
