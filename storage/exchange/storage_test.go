@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/gpunode/gpunode/storage"
@@ -224,30 +225,61 @@ func TestDiskStoreCorruptFileNotServed(t *testing.T) {
 	}
 }
 
-// lyingStore serves corrupted chunks past the real store's verified read.
-type lyingStore struct{ *storage.Blockstore }
+// lyingStore serves corrupted chunks past the real store's verified read,
+// and closes lied (once) when it first does.
+type lyingStore struct {
+	*storage.Blockstore
+	once *sync.Once
+	lied chan struct{}
+}
 
 func (l lyingStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	b, err := l.Blockstore.Get(ctx, c)
 	if err == nil && c.Prefix().Codec == cid.Raw {
 		b[len(b)/3] ^= 0x10
+		l.once.Do(func() { close(l.lied) })
 	}
 	return b, err
 }
 
+// gatedStore serves chunks only once open is closed (inner nodes at
+// once), so a test can make sure another server is asked for chunks.
+type gatedStore struct {
+	*storage.Blockstore
+	open <-chan struct{}
+}
+
+func (g gatedStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if c.Prefix().Codec == cid.Raw {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.Blockstore.Get(ctx, c)
+}
+
 // TestDiskStoreLiarDetectedByPut: with the store doing the verification
 // (WithStoreVerifies), a peer sending bad chunks is still caught, penalised
-// and bypassed, and nothing bad is stored.
+// and bypassed, and nothing bad is stored. The honest server holds its
+// chunks back until the liar has served one, so the liar is asked for
+// chunks whichever stream starts first.
 func TestDiskStoreLiarDetectedByPut(t *testing.T) {
 	ns := newDiskNodes(t, 3)
 	liar, honest, fetcher := ns[0], ns[1], ns[2]
 	data, root := importRandom(t, 1<<20, liar, honest)
-	_ = liar.ex.Close()
-	lx, err := New(NewHost(liar.h, testNet), lyingStore{liar.bs}, storage.Links, WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
+	lied := make(chan struct{})
+	replace := func(n *diskNode, bs Blockstore) {
+		_ = n.ex.Close()
+		ex, err := New(NewHost(n.h, testNet), bs, storage.Links, WithLogger(quietLog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.ex = ex
 	}
-	liar.ex = lx
+	replace(liar, lyingStore{liar.bs, new(sync.Once), lied})
+	replace(honest, gatedStore{honest.bs, lied})
 	st, err := fetcher.ex.Fetch(testCtx(t), root, diskIDs(liar, honest))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
