@@ -291,3 +291,63 @@ func TestDiskStoreLiarDetectedByPut(t *testing.T) {
 		t.Fatal("exported file differs from the original")
 	}
 }
+
+// manyCounter counts the blocks a fetch stores through PutMany and through
+// Put.
+type manyCounter struct {
+	*storage.Blockstore
+	mu          sync.Mutex // guards the counts
+	many, batch int        // blocks stored with PutMany, and the largest batch
+	single      int        // blocks stored with Put
+}
+
+func (m *manyCounter) PutMany(ctx context.Context, blocks []storage.Block) error {
+	err := m.Blockstore.PutMany(ctx, blocks)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		m.many += len(blocks)
+		m.batch = max(m.batch, len(blocks))
+	}
+	return err
+}
+
+func (m *manyCounter) Put(ctx context.Context, c cid.Cid, data []byte) error {
+	err := m.Blockstore.Put(ctx, c, data)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		m.single++
+	}
+	return err
+}
+
+// TestDiskStoreFetchUsesPutMany fetches into the real store with
+// WithStoreVerifies: the blocks go in batches through PutMany (one batched
+// hash and one index transaction each), and the file comes out whole.
+func TestDiskStoreFetchUsesPutMany(t *testing.T) {
+	ns := newDiskNodes(t, 2)
+	server, fetcher := ns[0], ns[1]
+	data, root := importRandom(t, 3<<20, server)
+	_ = fetcher.ex.Close()
+	mc := &manyCounter{Blockstore: fetcher.bs}
+	ex, err := New(NewHost(fetcher.h, testNet), mc, storage.Links, WithLogger(quietLog),
+		WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetcher.ex = ex
+	st, err := ex.Fetch(testCtx(t), root, diskIDs(server))
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if got := exportSum(t, fetcher, root); got != sha256.Sum256(data) {
+		t.Fatal("exported file differs from the original")
+	}
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if int64(mc.many+mc.single) != st.Blocks || mc.single != 0 || mc.batch < 2 {
+		t.Errorf("fetch of %d blocks stored %d with PutMany (largest batch %d) and %d with Put; want all with PutMany, in batches",
+			st.Blocks, mc.many, mc.batch, mc.single)
+	}
+}
