@@ -23,6 +23,9 @@
 // Every block is checked against its CID when written and again when read; a
 // block whose file no longer matches is reported, dropped from the index and
 // never returned, so a fetcher sees it as missing and fetches it again.
+// PutMany writes a batch of blocks as Put writes each, hashing them
+// together (16 at a time in the vector unit on CPUs with AVX-512) and
+// indexing them in one transaction; a bad block in the batch stores nothing.
 //
 // Each block file is fsynced before it is indexed, unless the store was
 // opened WithoutFsync, in which case Blockstore.Sync flushes everything in one

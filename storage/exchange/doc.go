@@ -40,8 +40,10 @@
 // 16 at a time in the vector unit (storage/internal/sha256x16, about 2.5x a
 // SHA-NI stream); without it the reader hashes each block piece by piece
 // as it arrives. Every block is checked against its CID
-// before it is kept (by the exchange, or by the store's Put with
-// WithStoreVerifies). A peer that sends a wrong block or breaks the
+// before it is kept: by the exchange, or with WithStoreVerifies by the
+// store's Put, or, for a store that has PutMany (storage.Blockstore), by
+// PutMany on batches of up to 16 blocks, hashed together and indexed in one
+// transaction. A peer that sends a wrong block or breaks the
 // protocol is penalised (Penalty, WithBadPeerHook) and dropped, and its
 // blocks go to the other peers; a peer whose streams fail is dropped the
 // same way without penalty. Blocks are written to the store as they

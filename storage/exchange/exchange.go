@@ -16,7 +16,10 @@ import (
 
 // Blockstore is what the exchange needs of the block store. Get must return
 // verified bytes; Put must verify data against c and must not keep data
-// after it returns (the exchange reuses its buffers).
+// after it returns (the exchange reuses its buffers). A store that also has
+// PutMany(ctx, []storage.Block) error, with the same duties and storing
+// nothing when a block does not match, gets fetched blocks in batches
+// through it when WithStoreVerifies is set.
 type Blockstore interface {
 	Has(ctx context.Context, c cid.Cid) (bool, error)
 	Get(ctx context.Context, c cid.Cid) ([]byte, error)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -103,14 +104,29 @@ func TestCorruptPeerIsPenalisedAndBypassed(t *testing.T) {
 	d.load(t, liar.bs)
 	d.load(t, honest.bs)
 	// The liar flips a bit in every chunk it serves, past its own verified
-	// read (a malicious or broken peer).
+	// read (a malicious or broken peer). The honest server holds its chunks
+	// back until the liar has served one, so the liar is asked for chunks
+	// whichever stream starts first.
+	lied := make(chan struct{})
+	var once sync.Once
 	liar.bs.getHook = func(c cid.Cid, b []byte) []byte {
 		if c.Prefix().Codec != cid.Raw {
 			return b
 		}
 		bad := append([]byte(nil), b...)
 		bad[len(bad)/2] ^= 1
+		once.Do(func() { close(lied) })
 		return bad
+	}
+	ctx := testCtx(t)
+	honest.bs.getHook = func(c cid.Cid, b []byte) []byte {
+		if c.Prefix().Codec == cid.Raw {
+			select {
+			case <-lied:
+			case <-ctx.Done():
+			}
+		}
+		return b
 	}
 	fetcher.ex.cfg.onBadPeer = func(p peer.ID, err error) {
 		if !errors.Is(err, ErrBadBlock) {
@@ -118,7 +134,7 @@ func TestCorruptPeerIsPenalisedAndBypassed(t *testing.T) {
 		}
 		hooked = append(hooked, p.String())
 	}
-	st, err := fetcher.ex.Fetch(testCtx(t), d.root, ids(liar, honest))
+	st, err := fetcher.ex.Fetch(ctx, d.root, ids(liar, honest))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/gpunode/gpunode/protocol"
+	"github.com/gpunode/gpunode/storage"
 	"github.com/gpunode/gpunode/storage/internal/sha256x16"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -510,6 +511,14 @@ type received struct {
 	c        cid.Cid
 	buf      *[]byte // from blockPool
 	verified bool    // hashed and checked while it was read
+	stored   bool    // verified and stored by the store's PutMany
+}
+
+// batchPutter is a block store that verifies and stores several blocks at
+// once, hashing them together (storage.Blockstore). With
+// WithStoreVerifies the fetcher hands it a stream's blocks in batches.
+type batchPutter interface {
+	PutMany(ctx context.Context, blocks []storage.Block) error
 }
 
 // batchVerify reports whether received blocks are hashed in batches of up
@@ -518,6 +527,43 @@ type received struct {
 // with full batches) and the store does not hash on Put itself.
 func (f *fetch) batchVerify() bool {
 	return sha256x16.Accelerated() && f.e.cfg.putVerifies == nil
+}
+
+// batchPut reports whether received blocks are stored in batches with the
+// store's PutMany, which verifies them (WithStoreVerifies).
+func (f *fetch) batchPut() bool {
+	_, ok := f.e.bs.(batchPutter)
+	return ok && f.e.cfg.putVerifies != nil
+}
+
+// batching reports whether the processor collects blocks into batches of
+// up to sha256x16.Lanes, to hash them together (itself or in the store).
+func (f *fetch) batching() bool { return f.batchVerify() || f.batchPut() }
+
+// putMany stores a batch with the store's PutMany and marks its blocks
+// stored. When one of them does not match its CID nothing is stored and
+// none is marked: store then puts them one at a time, which finds the bad
+// one and blames the peer. Any other failure ends the fetch.
+func (f *fetch) putMany(batch []received) error {
+	blocks := make([]storage.Block, len(batch))
+	for i, it := range batch {
+		blocks[i] = storage.Block{CID: it.c, Data: *it.buf}
+	}
+	err := f.e.bs.(batchPutter).PutMany(f.ctx, blocks)
+	switch {
+	case err == nil:
+		for i := range batch {
+			batch[i].stored = true
+		}
+	case f.e.cfg.putVerifies(err):
+	default:
+		err = fmt.Errorf("exchange: store %d blocks: %w", len(batch), err)
+		f.mu.Lock()
+		f.failLocked(err)
+		f.mu.Unlock()
+		return err
+	}
+	return nil
 }
 
 // verifyBatch hashes the unverified sha2-256 blocks of batch at once and
@@ -570,17 +616,28 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 		// the reader has nothing more on the way (a flush item).
 		var batch []received
 		process := func() {
-			if f.batchVerify() {
+			switch {
+			case len(batch) == 0:
+			case f.batchVerify():
 				verifyBatch(batch)
+			case f.batchPut() && procErr == nil && ctx.Err() == nil:
+				if err := f.putMany(batch); err != nil {
+					procErr = err
+					cancel()
+				}
 			}
 			for _, item := range batch {
-				if procErr != nil || ctx.Err() != nil {
+				// Blocks PutMany stored are recorded even after a
+				// failure, so the stats count every block stored.
+				if !item.stored && (procErr != nil || ctx.Err() != nil) {
 					blockPool.Put(item.buf)
 					continue
 				}
-				if err := f.store(p, item.c, *item.buf, item.verified); err != nil {
-					procErr = err
-					cancel()
+				if err := f.store(p, item); err != nil {
+					if procErr == nil {
+						procErr = err
+						cancel()
+					}
 				} else {
 					open.remove(item.c)
 					progressed = true
@@ -594,7 +651,7 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 			if item.buf != nil {
 				batch = append(batch, item)
 			}
-			if item.buf == nil || !f.batchVerify() || len(batch) >= sha256x16.Lanes {
+			if item.buf == nil || !f.batching() || len(batch) >= sha256x16.Lanes {
 				process()
 			}
 		}
@@ -609,12 +666,31 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 	return progressed, err
 }
 
-// store verifies a received block, stores it and records it. A bad block
-// is the peer's fault; a store failure ends the whole fetch. It runs under
-// the fetch's context, not the stream's: once a block has arrived, storing
-// it does not depend on the peer that sent it still being in use.
-func (f *fetch) store(p peer.ID, c cid.Cid, data []byte, verified bool) error {
+// store verifies a received block, stores it (unless PutMany has) and
+// records it. A bad block is the peer's fault; a store failure ends the
+// whole fetch. It runs under the fetch's context, not the stream's: once a
+// block has arrived, storing it does not depend on the peer that sent it
+// still being in use.
+func (f *fetch) store(p peer.ID, item received) error {
 	ctx := f.ctx
+	c, data := item.c, *item.buf
+	if !item.stored {
+		if err := f.put(ctx, c, data, item.verified); err != nil {
+			return err
+		}
+	}
+	if err := f.done(ctx, p, c, data); err != nil {
+		f.mu.Lock()
+		f.failLocked(err)
+		f.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// put verifies a block (unless the reader has, or the store does) and
+// stores it.
+func (f *fetch) put(ctx context.Context, c cid.Cid, data []byte, verified bool) error {
 	isMismatch := f.e.cfg.putVerifies
 	if isMismatch == nil && !verified {
 		if err := verify(c, data); err != nil {
@@ -627,12 +703,6 @@ func (f *fetch) store(p peer.ID, c cid.Cid, data []byte, verified bool) error {
 		}
 		f.mu.Lock()
 		f.failLocked(fmt.Errorf("exchange: store %s: %w", c, err))
-		f.mu.Unlock()
-		return err
-	}
-	if err := f.done(ctx, p, c, data); err != nil {
-		f.mu.Lock()
-		f.failLocked(err)
 		f.mu.Unlock()
 		return err
 	}

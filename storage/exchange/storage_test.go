@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/gpunode/gpunode/storage"
@@ -224,30 +225,61 @@ func TestDiskStoreCorruptFileNotServed(t *testing.T) {
 	}
 }
 
-// lyingStore serves corrupted chunks past the real store's verified read.
-type lyingStore struct{ *storage.Blockstore }
+// lyingStore serves corrupted chunks past the real store's verified read,
+// and closes lied (once) when it first does.
+type lyingStore struct {
+	*storage.Blockstore
+	once *sync.Once
+	lied chan struct{}
+}
 
 func (l lyingStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 	b, err := l.Blockstore.Get(ctx, c)
 	if err == nil && c.Prefix().Codec == cid.Raw {
 		b[len(b)/3] ^= 0x10
+		l.once.Do(func() { close(l.lied) })
 	}
 	return b, err
 }
 
+// gatedStore serves chunks only once open is closed (inner nodes at
+// once), so a test can make sure another server is asked for chunks.
+type gatedStore struct {
+	*storage.Blockstore
+	open <-chan struct{}
+}
+
+func (g gatedStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
+	if c.Prefix().Codec == cid.Raw {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.Blockstore.Get(ctx, c)
+}
+
 // TestDiskStoreLiarDetectedByPut: with the store doing the verification
 // (WithStoreVerifies), a peer sending bad chunks is still caught, penalised
-// and bypassed, and nothing bad is stored.
+// and bypassed, and nothing bad is stored. The honest server holds its
+// chunks back until the liar has served one, so the liar is asked for
+// chunks whichever stream starts first.
 func TestDiskStoreLiarDetectedByPut(t *testing.T) {
 	ns := newDiskNodes(t, 3)
 	liar, honest, fetcher := ns[0], ns[1], ns[2]
 	data, root := importRandom(t, 1<<20, liar, honest)
-	_ = liar.ex.Close()
-	lx, err := New(NewHost(liar.h, testNet), lyingStore{liar.bs}, storage.Links, WithLogger(quietLog))
-	if err != nil {
-		t.Fatal(err)
+	lied := make(chan struct{})
+	replace := func(n *diskNode, bs Blockstore) {
+		_ = n.ex.Close()
+		ex, err := New(NewHost(n.h, testNet), bs, storage.Links, WithLogger(quietLog))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.ex = ex
 	}
-	liar.ex = lx
+	replace(liar, lyingStore{liar.bs, new(sync.Once), lied})
+	replace(honest, gatedStore{honest.bs, lied})
 	st, err := fetcher.ex.Fetch(testCtx(t), root, diskIDs(liar, honest))
 	if err != nil {
 		t.Fatalf("Fetch: %v", err)
@@ -257,5 +289,65 @@ func TestDiskStoreLiarDetectedByPut(t *testing.T) {
 	}
 	if got := exportSum(t, fetcher, root); got != sha256.Sum256(data) {
 		t.Fatal("exported file differs from the original")
+	}
+}
+
+// manyCounter counts the blocks a fetch stores through PutMany and through
+// Put.
+type manyCounter struct {
+	*storage.Blockstore
+	mu          sync.Mutex // guards the counts
+	many, batch int        // blocks stored with PutMany, and the largest batch
+	single      int        // blocks stored with Put
+}
+
+func (m *manyCounter) PutMany(ctx context.Context, blocks []storage.Block) error {
+	err := m.Blockstore.PutMany(ctx, blocks)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		m.many += len(blocks)
+		m.batch = max(m.batch, len(blocks))
+	}
+	return err
+}
+
+func (m *manyCounter) Put(ctx context.Context, c cid.Cid, data []byte) error {
+	err := m.Blockstore.Put(ctx, c, data)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		m.single++
+	}
+	return err
+}
+
+// TestDiskStoreFetchUsesPutMany fetches into the real store with
+// WithStoreVerifies: the blocks go in batches through PutMany (one batched
+// hash and one index transaction each), and the file comes out whole.
+func TestDiskStoreFetchUsesPutMany(t *testing.T) {
+	ns := newDiskNodes(t, 2)
+	server, fetcher := ns[0], ns[1]
+	data, root := importRandom(t, 3<<20, server)
+	_ = fetcher.ex.Close()
+	mc := &manyCounter{Blockstore: fetcher.bs}
+	ex, err := New(NewHost(fetcher.h, testNet), mc, storage.Links, WithLogger(quietLog),
+		WithStoreVerifies(func(err error) bool { return errors.Is(err, storage.ErrCIDMismatch) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetcher.ex = ex
+	st, err := ex.Fetch(testCtx(t), root, diskIDs(server))
+	if err != nil {
+		t.Fatalf("Fetch: %v", err)
+	}
+	if got := exportSum(t, fetcher, root); got != sha256.Sum256(data) {
+		t.Fatal("exported file differs from the original")
+	}
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if int64(mc.many+mc.single) != st.Blocks || mc.single != 0 || mc.batch < 2 {
+		t.Errorf("fetch of %d blocks stored %d with PutMany (largest batch %d) and %d with Put; want all with PutMany, in batches",
+			st.Blocks, mc.many, mc.batch, mc.single)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +35,7 @@ import (
 
 var transferSize = flag.String("transfer.size", "", "bytes moved by BenchmarkTransfer (e.g. 64MiB, 1GiB; default 1GiB or $GPUNODE_TRANSFER_SIZE)")
 
-var transferOnly = flag.String("transfer.only", "", "run only this way of BenchmarkTransfer: exchange, raw or bitswap (for profiling)")
+var transferOnly = flag.String("transfer.only", "", "run only these ways of BenchmarkTransfer, comma-separated: exchange, raw, bitswap (for profiling)")
 
 var (
 	transferStreams = flag.Int("transfer.streams", 0, "exchange streams per peer (0: the exchange's default)")
@@ -234,7 +235,7 @@ func BenchmarkTransfer(b *testing.B) {
 	cpu := map[string]time.Duration{}
 	b.ResetTimer()
 	run := func(way string, f func(*testing.B, *dataset) (time.Duration, time.Duration), total *time.Duration) {
-		if *transferOnly == "" || *transferOnly == way {
+		if *transferOnly == "" || slices.Contains(strings.Split(*transferOnly, ","), way) {
 			wall, c := f(b, d)
 			*total += wall
 			cpu[way] += c
