@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -30,19 +31,28 @@ const signingDomain = "gpunode/envelope/v1\x00"
 // ID (the domain of this message), then the encoding of the envelope without
 // its signature.
 func (e *Envelope) SigningBytes() ([]byte, error) {
-	u := *e
-	u.Signature = nil
-	body, err := Marshal(&u)
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := e.writeSigningBytes(buf); err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(signingDomain)+len(e.Kind)+len(e.ChainID)+2+len(body))
-	out = append(out, signingDomain...)
-	out = append(out, e.Kind...)
-	out = append(out, 0)
-	out = append(out, e.ChainID...)
-	out = append(out, 0)
-	return append(out, body...), nil
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// writeSigningBytes writes SigningBytes to buf.
+func (e *Envelope) writeSigningBytes(buf *bytes.Buffer) error {
+	buf.Grow(len(signingDomain) + len(e.Kind) + len(e.ChainID) + 2 + len(e.Payload) + len(e.Author) + 32)
+	buf.WriteString(signingDomain)
+	buf.WriteString(string(e.Kind))
+	buf.WriteByte(0)
+	buf.WriteString(e.ChainID)
+	buf.WriteByte(0)
+	u := *e
+	u.Signature = nil
+	if err := bufMode.MarshalToBuffer(&u, buf); err != nil {
+		return fmt.Errorf("protocol: encode %T: %w", &u, err)
+	}
+	return nil
 }
 
 // AuthorID is the author's peer ID (the account address).
@@ -165,11 +175,12 @@ func (e *Envelope) Verify() error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadAuthor, err)
 	}
-	msg, err := e.SigningBytes()
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := e.writeSigningBytes(buf); err != nil {
 		return err
 	}
-	if !VerifyEd25519(raw, msg, e.Signature) {
+	if !VerifyEd25519(raw, buf.Bytes(), e.Signature) {
 		return ErrBadSignature
 	}
 	return nil
