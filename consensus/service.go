@@ -47,7 +47,10 @@ type Config struct {
 	// precommit 500ms, +250ms per round).
 	Timeouts bft.TimeoutConfig
 	// CommitWait is the pause after a commit before the next height starts,
-	// which paces empty blocks and lets late precommits arrive. Default 100ms.
+	// which paces empty blocks and lets late precommits arrive. Default
+	// 100ms. It is skipped while the mempool holds at least a full block's
+	// txs: then the pause would only delay txs that are ready (a burst
+	// commits in back-to-back blocks).
 	CommitWait time.Duration
 	// RebroadcastMin and RebroadcastMax bound the rebroadcast period of the
 	// node's latest own messages: it starts at Min after each new message and
@@ -359,7 +362,11 @@ func (s *Service) handle(out *effects, err error) {
 		s.onCommitted(c)
 	}
 	if len(out.committed) > 0 {
-		time.AfterFunc(s.cfg.CommitWait, func() {
+		wait := s.cfg.CommitWait
+		if s.eng.backlog() {
+			wait = 0
+		}
+		time.AfterFunc(wait, func() {
 			s.post(func() { s.handle(s.eng.startNext()) })
 		})
 	}
