@@ -507,12 +507,18 @@ func decodeConsensus(env *protocol.Envelope) (bft.Message, error) {
 // tells the node to block-sync). The envelope's author must be a validator
 // too, so only validators can re-seal (rebroadcast) votes.
 func (s *Service) validateConsensus(_ context.Context, from peer.ID, env *protocol.Envelope) Verdict {
+	if from == s.self {
+		// The node's own proposal or vote, sealed from a bft.Message: no
+		// need to decode it (a proposal carries a whole block) before it
+		// goes out.
+		if env.Kind != protocol.KindProposal && env.Kind != protocol.KindVote {
+			return Reject
+		}
+		return Accept
+	}
 	m, err := decodeConsensus(env)
 	if err != nil {
 		return Reject
-	}
-	if from == s.self {
-		return Accept
 	}
 	v := s.view.Load()
 	h := m.Height()
