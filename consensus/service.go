@@ -109,6 +109,9 @@ type Service struct {
 	batchStart chan struct{} // (capacity 1) a batch has started
 	batchFull  chan struct{} // (capacity 1) a batch reached its target size
 
+	decodedMu sync.Mutex                           // guards decoded
+	decoded   map[*protocol.Envelope]*bft.Proposal // proposals validateConsensus decoded, for readTopic
+
 	pendingStart *effects          // the restore's effects, carried out by Start
 	onSend       func(bft.Message) // tests: every message published
 
@@ -547,7 +550,36 @@ func (s *Service) validateConsensus(_ context.Context, from peer.ID, env *protoc
 	if err := bft.VerifyMessage(s.cfg.Genesis.ChainID, vals, m); err != nil {
 		return Reject
 	}
+	if m.Proposal != nil {
+		s.keepDecoded(env, m.Proposal)
+	}
 	return Accept
+}
+
+// maxDecoded bounds the proposals kept between validateConsensus and
+// readTopic; one that gossipsub validated but never delivered is dropped
+// when the bound is reached (readTopic would decode it again).
+const maxDecoded = 64
+
+// keepDecoded hands the decoded proposal of env to readTopic, which then
+// need not decode it (with its whole block) again. The envelope is the one
+// the subscription delivers (node passes it on from the validator).
+func (s *Service) keepDecoded(env *protocol.Envelope, p *bft.Proposal) {
+	s.decodedMu.Lock()
+	defer s.decodedMu.Unlock()
+	if s.decoded == nil || len(s.decoded) >= maxDecoded {
+		s.decoded = map[*protocol.Envelope]*bft.Proposal{}
+	}
+	s.decoded[env] = p
+}
+
+// takeDecoded returns and forgets the proposal keepDecoded kept for env.
+func (s *Service) takeDecoded(env *protocol.Envelope) *bft.Proposal {
+	s.decodedMu.Lock()
+	defer s.decodedMu.Unlock()
+	p := s.decoded[env]
+	delete(s.decoded, env)
+	return p
 }
 
 func (s *Service) noteHeight(h uint64, from peer.ID) {
@@ -649,9 +681,12 @@ func (s *Service) readTopic(t Topic) {
 		env := r.Envelope
 		switch env.Kind {
 		case protocol.KindProposal, protocol.KindVote:
-			m, err := decodeConsensus(env)
-			if err != nil {
-				continue
+			m := bft.Message{Proposal: s.takeDecoded(env)}
+			if m.Proposal == nil {
+				var err error
+				if m, err = decodeConsensus(env); err != nil {
+					continue
+				}
 			}
 			s.post(func() { s.handle(s.eng.step(m)) })
 		case protocol.KindBlock:
