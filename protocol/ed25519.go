@@ -43,7 +43,7 @@ func VerifyEd25519(pub, msg, sig []byte) bool {
 // 2 x 1024 x 1.5 KiB = 3 MiB.
 const expandedKeyCacheSize = 1024
 
-var expandedKeys = keyCache{cur: map[[32]byte]*voi.ExpandedPublicKey{}}
+var expandedKeys = keyCache{size: expandedKeyCacheSize}
 
 // keyCache remembers expanded public keys in two generations: lookups
 // check the current one, then the previous one (moving a hit forward);
@@ -51,6 +51,8 @@ var expandedKeys = keyCache{cur: map[[32]byte]*voi.ExpandedPublicKey{}}
 // keys therefore stay, and the cache never holds more than two
 // generations. Safe for concurrent use.
 type keyCache struct {
+	size int // per generation
+
 	mu       sync.Mutex // guards cur and old
 	cur, old map[[32]byte]*voi.ExpandedPublicKey
 }
@@ -82,8 +84,8 @@ func (c *keyCache) get(pub []byte) *voi.ExpandedPublicKey {
 
 // put adds k to the current generation; mu is held.
 func (c *keyCache) put(k [32]byte, x *voi.ExpandedPublicKey) {
-	if len(c.cur) >= expandedKeyCacheSize {
-		c.old, c.cur = c.cur, make(map[[32]byte]*voi.ExpandedPublicKey, expandedKeyCacheSize)
+	if c.cur == nil || len(c.cur) >= c.size {
+		c.old, c.cur = c.cur, make(map[[32]byte]*voi.ExpandedPublicKey, c.size)
 	}
 	c.cur[k] = x
 }

@@ -179,11 +179,11 @@ func FuzzVerifyEd25519(f *testing.F) {
 // rollovers, the cache stays within two generations, and an encoding that
 // is not a point is refused without being cached.
 func TestKeyCacheGenerations(t *testing.T) {
-	c := keyCache{cur: map[[32]byte]*voi.ExpandedPublicKey{}}
+	c := keyCache{size: 16}
 	msg := []byte("gpunode")
 	type signed struct{ pub, sig []byte }
 	var keys []signed
-	for i := range 3*expandedKeyCacheSize + 7 {
+	for i := range 3*c.size + 7 {
 		seed := make([]byte, ed25519.SeedSize)
 		seed[0], seed[1] = byte(i), byte(i>>8)
 		priv := ed25519.NewKeyFromSeed(seed)
@@ -195,8 +195,8 @@ func TestKeyCacheGenerations(t *testing.T) {
 			if x == nil || !voi.VerifyExpandedWithOptions(x, msg, k.sig, ed25519Std) {
 				t.Fatalf("round %d key %d: cached key does not verify its signature", round, i)
 			}
-			if n := len(c.cur) + len(c.old); n > 2*expandedKeyCacheSize {
-				t.Fatalf("cache holds %d keys, bound %d", n, 2*expandedKeyCacheSize)
+			if n := len(c.cur) + len(c.old); n > 2*c.size {
+				t.Fatalf("cache holds %d keys, bound %d", n, 2*c.size)
 			}
 		}
 	}

@@ -133,7 +133,7 @@ func (SigVerifier) VerifyTx(chainID string, raw []byte) (*VerifiedTx, error) {
 // senderNames remembers the account names (the base58 peer ID strings) of
 // recent tx authors: encoding one costs a few µs per tx, and a sender
 // sends many.
-var senderNames = nameCache{cur: map[string]string{}}
+var senderNames = nameCache{size: nameCacheSize}
 
 const nameCacheSize = 4096 // per generation
 
@@ -142,6 +142,8 @@ const nameCacheSize = 4096 // per generation
 // forward; a full current generation becomes the previous one. Safe for
 // concurrent use.
 type nameCache struct {
+	size int // per generation
+
 	mu       sync.Mutex // guards cur and old
 	cur, old map[string]string
 }
@@ -172,8 +174,8 @@ func (c *nameCache) name(env *protocol.Envelope) (string, error) {
 
 // put adds k to the current generation; mu is held.
 func (c *nameCache) put(k, s string) {
-	if len(c.cur) >= nameCacheSize {
-		c.old, c.cur = c.cur, make(map[string]string, nameCacheSize)
+	if c.cur == nil || len(c.cur) >= c.size {
+		c.old, c.cur = c.cur, make(map[string]string, c.size)
 	}
 	c.cur[k] = s
 }

@@ -256,8 +256,8 @@ func TestErrorsAreDistinct(t *testing.T) {
 // TestNameCache: cached sender names are the peer IDs' strings, through
 // generation rollovers, and the cache stays within two generations.
 func TestNameCache(t *testing.T) {
-	keys := NewKeyring(newRand(3), 2*nameCacheSize+5)
-	c := nameCache{cur: map[string]string{}}
+	c := nameCache{size: 16}
+	keys := NewKeyring(newRand(3), 2*c.size+5)
 	for round := range 2 {
 		for _, id := range keys.IDs {
 			pid, err := peer.Decode(id)
@@ -268,8 +268,8 @@ func TestNameCache(t *testing.T) {
 			if err != nil || got != id {
 				t.Fatalf("round %d: name %q, %v; want %q", round, got, err, id)
 			}
-			if n := len(c.cur) + len(c.old); n > 2*nameCacheSize {
-				t.Fatalf("cache holds %d names, bound %d", n, 2*nameCacheSize)
+			if n := len(c.cur) + len(c.old); n > 2*c.size {
+				t.Fatalf("cache holds %d names, bound %d", n, 2*c.size)
 			}
 		}
 	}
