@@ -171,3 +171,45 @@ func TestAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestCommitWaitSkippedForFullMempool: with a CommitWait far longer than
+// the test, a mempool holding full blocks still commits them back to back;
+// only the commit that leaves it short of a block waits.
+func TestCommitWaitSkippedForFullMempool(t *testing.T) {
+	d := newDriver(t)
+	g := d.keys.TestGenesis(testChain, 1, 1_000_000_000, 1_000_000)
+	g.Params.MaxBlockTxs = 2
+	s, err := New(Config{Genesis: g, Key: d.keys.Key(d.keys.IDs[0]), KV: newMemKV(), Timeouts: fastTimeouts,
+		CommitWait: time.Hour, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 6 {
+		if _, _, err := s.SubmitOwn(context.Background(), ledger.TxTransfer, 0, ledger.Transfer{To: d.keys.IDs[1], Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed := make(chan *Committed, 16)
+	s.OnCommit(func(c *Committed) { committed <- c })
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	// New proposed height 1 before the txs came: it is empty; the full
+	// blocks of heights 2 to 4 follow without the wait.
+	deadline := time.After(time.Minute)
+	for h := uint64(1); h <= 4; h++ {
+		want := 2
+		if h == 1 {
+			want = 0
+		}
+		select {
+		case c := <-committed:
+			if c.Height != h || len(c.Block.Txs) != want {
+				t.Fatalf("commit %d: height %d with %d txs, want height %d with %d", h, c.Height, len(c.Block.Txs), h, want)
+			}
+		case <-deadline:
+			t.Fatalf("height %d not committed: the full mempool waited out CommitWait", h)
+		}
+	}
+}

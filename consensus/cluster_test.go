@@ -227,10 +227,14 @@ func TestValidatorsCommitTransfers(t *testing.T) {
 			hashes = append(hashes, h)
 		}
 	}
+	// The tx index is written before the new state is published: wait for
+	// the height of the last tx too, not only for its index entry.
+	var last uint64
 	deadline := time.Now().Add(30 * time.Second)
 	for _, h := range hashes {
 		for {
-			if _, err := vals[0].svc.TxHeight(h); err == nil {
+			if th, err := vals[0].svc.TxHeight(h); err == nil {
+				last = max(last, th)
 				break
 			}
 			if time.Now().After(deadline) {
@@ -239,7 +243,7 @@ func TestValidatorsCommitTransfers(t *testing.T) {
 			<-time.After(20 * time.Millisecond)
 		}
 	}
-	top := vals[0].svc.Height()
+	top := max(vals[0].svc.Height(), last)
 	c.waitHeight(top, 30*time.Second, vals...)
 	c.checkSameChain(top, vals...)
 	acct, _ := vals[1].svc.State().Account(c.keys.IDs[4])

@@ -30,8 +30,8 @@
 //     block's certificate is verified against its height's validator set
 //     before the ledger applies it.
 //   - Timers: round timeouts from the machine, a pause after each commit
-//     (CommitWait), and rebroadcast of the latest own messages on its own
-//     backing-off timer.
+//     (CommitWait, skipped while the mempool holds a full block), and
+//     rebroadcast of the latest own messages on its own backing-off timer.
 //   - Events: OnCommit callbacks and, through Config.Events, "chain.block"
 //     and "chain.tx" on the API event hub. RegisterAPI adds the HTTP
 //     endpoints under /api/v1/chain.

@@ -217,6 +217,11 @@ func (e *engine) valset(height uint64) (*bft.ValidatorSet, error) {
 	return vs, nil
 }
 
+// backlog reports whether the mempool holds at least a full block.
+func (e *engine) backlog() bool {
+	return e.pool.Full(int(e.state.Params().MaxBlockTxs), e.maxBlockBytes)
+}
+
 // height is the height being decided.
 func (e *engine) height() uint64 { return e.state.Height() + 1 }
 

@@ -27,6 +27,7 @@ type Mempool struct {
 	senders map[string]*senderQueue
 	order   []string // senders by first arrival, for fair reaping
 	byHash  map[[32]byte]*mtx
+	bytes   int // total size of the held txs
 }
 
 type mtx struct {
@@ -49,6 +50,14 @@ func (m *Mempool) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.byHash)
+}
+
+// Full reports whether the held txs would fill a block of maxTxs txs or
+// maxBytes bytes.
+func (m *Mempool) Full(maxTxs, maxBytes int) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byHash) >= maxTxs || m.bytes >= maxBytes
 }
 
 // Has reports whether the tx with hash is held.
@@ -103,6 +112,7 @@ func (m *Mempool) Add(raw []byte) ([32]byte, error) {
 	t := &mtx{raw: raw, hash: vt.Hash, sender: vt.Sender, nonce: vt.Tx.Nonce, fee: vt.Tx.Fee}
 	q.txs[t.nonce] = t
 	m.byHash[t.hash] = t
+	m.bytes += len(raw)
 	return t.hash, nil
 }
 
@@ -191,6 +201,7 @@ func (m *Mempool) Remove(raws [][]byte) {
 // remove drops t; mu is held. The sender leaves order in the caller.
 func (m *Mempool) remove(t *mtx) {
 	delete(m.byHash, t.hash)
+	m.bytes -= len(t.raw)
 	q := m.senders[t.sender]
 	if q == nil {
 		return

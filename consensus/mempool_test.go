@@ -46,6 +46,17 @@ func TestMempool(t *testing.T) {
 			t.Errorf("%s: %v, want ErrTxRejected", c.name, err)
 		}
 	}
+	size := func() int {
+		n := 0
+		for _, raw := range p.Reap(100, 1<<30) {
+			n += len(raw)
+		}
+		return n
+	}
+	if n := size(); !p.Full(3, 1<<20) || p.Full(4, 1<<20) || !p.Full(100, n) || p.Full(100, n+1) {
+		t.Fatalf("3 txs of %d bytes: Full(3, 1MiB) %v, Full(4, 1MiB) %v, Full(100, %d) %v, Full(100, %d) %v",
+			n, p.Full(3, 1<<20), p.Full(4, 1<<20), n, p.Full(100, n), n+1, p.Full(100, n+1))
+	}
 	if got := p.NextNonce(a); got != 2 {
 		t.Fatalf("NextNonce %d, want 2", got)
 	}
@@ -79,5 +90,8 @@ func TestMempool(t *testing.T) {
 	p.Update(ns, blk.Txs)
 	if p.Len() != 4 || p.Has(ledger.TxHash(txs[0])) {
 		t.Fatalf("after commit: %d txs, included one still held: %v", p.Len(), p.Has(ledger.TxHash(txs[0])))
+	}
+	if n := size(); !p.Full(100, n) || p.Full(100, n+1) {
+		t.Fatalf("after commit: the pool's byte count is not the size of its %d txs (%d bytes)", p.Len(), n)
 	}
 }

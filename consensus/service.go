@@ -47,7 +47,10 @@ type Config struct {
 	// precommit 500ms, +250ms per round).
 	Timeouts bft.TimeoutConfig
 	// CommitWait is the pause after a commit before the next height starts,
-	// which paces empty blocks and lets late precommits arrive. Default 100ms.
+	// which paces empty blocks and lets late precommits arrive. Default
+	// 100ms. It is skipped while the mempool holds at least a full block's
+	// txs: then the pause would only delay txs that are ready (a burst
+	// commits in back-to-back blocks).
 	CommitWait time.Duration
 	// RebroadcastMin and RebroadcastMax bound the rebroadcast period of the
 	// node's latest own messages: it starts at Min after each new message and
@@ -105,6 +108,9 @@ type Service struct {
 	batchBytes int
 	batchStart chan struct{} // (capacity 1) a batch has started
 	batchFull  chan struct{} // (capacity 1) a batch reached its target size
+
+	decodedMu sync.Mutex                           // guards decoded
+	decoded   map[*protocol.Envelope]*bft.Proposal // proposals validateConsensus decoded, for readTopic
 
 	pendingStart *effects          // the restore's effects, carried out by Start
 	onSend       func(bft.Message) // tests: every message published
@@ -359,7 +365,11 @@ func (s *Service) handle(out *effects, err error) {
 		s.onCommitted(c)
 	}
 	if len(out.committed) > 0 {
-		time.AfterFunc(s.cfg.CommitWait, func() {
+		wait := s.cfg.CommitWait
+		if s.eng.backlog() {
+			wait = 0
+		}
+		time.AfterFunc(wait, func() {
 			s.post(func() { s.handle(s.eng.startNext()) })
 		})
 	}
@@ -500,12 +510,18 @@ func decodeConsensus(env *protocol.Envelope) (bft.Message, error) {
 // tells the node to block-sync). The envelope's author must be a validator
 // too, so only validators can re-seal (rebroadcast) votes.
 func (s *Service) validateConsensus(_ context.Context, from peer.ID, env *protocol.Envelope) Verdict {
+	if from == s.self {
+		// The node's own proposal or vote, sealed from a bft.Message: no
+		// need to decode it (a proposal carries a whole block) before it
+		// goes out.
+		if env.Kind != protocol.KindProposal && env.Kind != protocol.KindVote {
+			return Reject
+		}
+		return Accept
+	}
 	m, err := decodeConsensus(env)
 	if err != nil {
 		return Reject
-	}
-	if from == s.self {
-		return Accept
 	}
 	v := s.view.Load()
 	h := m.Height()
@@ -534,7 +550,36 @@ func (s *Service) validateConsensus(_ context.Context, from peer.ID, env *protoc
 	if err := bft.VerifyMessage(s.cfg.Genesis.ChainID, vals, m); err != nil {
 		return Reject
 	}
+	if m.Proposal != nil {
+		s.keepDecoded(env, m.Proposal)
+	}
 	return Accept
+}
+
+// maxDecoded bounds the proposals kept between validateConsensus and
+// readTopic; one that gossipsub validated but never delivered is dropped
+// when the bound is reached (readTopic would decode it again).
+const maxDecoded = 64
+
+// keepDecoded hands the decoded proposal of env to readTopic, which then
+// need not decode it (with its whole block) again. The envelope is the one
+// the subscription delivers (node passes it on from the validator).
+func (s *Service) keepDecoded(env *protocol.Envelope, p *bft.Proposal) {
+	s.decodedMu.Lock()
+	defer s.decodedMu.Unlock()
+	if s.decoded == nil || len(s.decoded) >= maxDecoded {
+		s.decoded = map[*protocol.Envelope]*bft.Proposal{}
+	}
+	s.decoded[env] = p
+}
+
+// takeDecoded returns and forgets the proposal keepDecoded kept for env.
+func (s *Service) takeDecoded(env *protocol.Envelope) *bft.Proposal {
+	s.decodedMu.Lock()
+	defer s.decodedMu.Unlock()
+	p := s.decoded[env]
+	delete(s.decoded, env)
+	return p
 }
 
 func (s *Service) noteHeight(h uint64, from peer.ID) {
@@ -636,9 +681,12 @@ func (s *Service) readTopic(t Topic) {
 		env := r.Envelope
 		switch env.Kind {
 		case protocol.KindProposal, protocol.KindVote:
-			m, err := decodeConsensus(env)
-			if err != nil {
-				continue
+			m := bft.Message{Proposal: s.takeDecoded(env)}
+			if m.Proposal == nil {
+				var err error
+				if m, err = decodeConsensus(env); err != nil {
+					continue
+				}
 			}
 			s.post(func() { s.handle(s.eng.step(m)) })
 		case protocol.KindBlock:

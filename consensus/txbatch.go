@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -94,6 +95,15 @@ func verifyAll(v *txVerifier, chainID string, txs [][]byte, wait bool) error {
 			if _, err := v.VerifyTx(chainID, txs[i]); err != nil {
 				err = fmt.Errorf("batch tx %d: %w", i, err)
 				failed.CompareAndSwap(nil, &err)
+			}
+			if wait {
+				// Gossip verification is background work: after each
+				// signature (tens of µs) let a goroutine that just became
+				// runnable (the loop with a proposal or vote, gossipsub
+				// forwarding one) run first, instead of after the
+				// scheduler's 10ms time slice. On a saturated machine each
+				// hop of a proposal's path would otherwise wait that long.
+				runtime.Gosched()
 			}
 		}
 	}

@@ -1,6 +1,7 @@
 package consensus
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
@@ -46,10 +47,29 @@ func TestTopicValidator(t *testing.T) {
 		{"far future height", peer1, seal(v1, protocol.KindVote, vote(9)), Ignore},
 		{"wrong kind", peer1, seal(v1, protocol.KindPing, vote(1)), Reject},
 		{"own publish", self, seal(d.self, protocol.KindVote, d.vote(d.self, bft.Prevote, 1, bft.Hash{2}).Vote), Accept},
+		{"own publish of another kind", self, seal(d.self, protocol.KindPing, vote(1)), Reject},
 	} {
 		if got := s.validateConsensus(ctx, c.from, c.env); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+	// An accepted proposal is handed to readTopic decoded, once.
+	prop := d.proposal(s.eng, v1, 0).Proposal
+	penv := seal(v1, protocol.KindProposal, prop)
+	if got := s.validateConsensus(ctx, peer1, penv); got != Accept {
+		t.Fatalf("valid proposal: %v, want accept", got)
+	}
+	if got := s.takeDecoded(penv); got == nil || got.Value.Hash != prop.Value.Hash || !bytes.Equal(got.Value.Data, prop.Value.Data) {
+		t.Fatalf("decoded proposal kept for readTopic: %v", got)
+	}
+	if s.takeDecoded(penv) != nil {
+		t.Fatal("a decoded proposal was handed out twice")
+	}
+	for range 2 * maxDecoded {
+		s.keepDecoded(&protocol.Envelope{}, prop)
+	}
+	if n := len(s.decoded); n > maxDecoded {
+		t.Fatalf("%d decoded proposals kept, bound %d", n, maxDecoded)
 	}
 	if s.maxSeen.Load() != 8 {
 		t.Errorf("far-future message noted height %d, want 8 (block sync target)", s.maxSeen.Load())

@@ -124,7 +124,8 @@ func TestDaemonChainRunsMarketTxs(t *testing.T) {
 		t.Fatalf("submit open_job: %v", err)
 	}
 	for {
-		if h, err := d.Chain().TxHeight(hash); err == nil && h > 0 {
+		// The tx index is written before the new state is published.
+		if h, err := d.Chain().TxHeight(hash); err == nil && h > 0 && d.Chain().Height() >= h {
 			break
 		}
 		select {

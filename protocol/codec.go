@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -28,8 +29,28 @@ const MaxNesting = 24
 
 var (
 	encMode cbor.EncMode
+	bufMode cbor.UserBufferEncMode // encMode's options, encoding into a caller's buffer
 	decMode cbor.DecMode
 )
+
+// bufPool holds the buffers Unmarshal re-encodes into and Verify builds
+// signing bytes in: a large message (a proposal carries a whole block)
+// then costs no fresh allocation, zeroing or copy out per check.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+// putBuffer returns b to the pool unless it grew past any message size
+// (a buffer that large is left to the collector).
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 2*MaxEnvelope {
+		bufPool.Put(b)
+	}
+}
 
 func init() {
 	eo := cbor.CoreDetEncOptions() // RFC 8949 §4.2.1 core deterministic encoding
@@ -40,6 +61,9 @@ func init() {
 	eo.NilContainers = cbor.NilContainerAsEmpty
 	var err error
 	if encMode, err = eo.EncMode(); err != nil {
+		panic(err)
+	}
+	if bufMode, err = eo.UserBufferEncMode(); err != nil {
 		panic(err)
 	}
 	decMode, err = cbor.DecOptions{
@@ -109,11 +133,12 @@ func Unmarshal(data []byte, v any) error {
 	if _, err := checkItem(data, 0); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
-	again, err := encMode.Marshal(fresh.Elem().Interface())
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := bufMode.MarshalToBuffer(fresh.Elem().Interface(), buf); err != nil {
 		return fmt.Errorf("%w: re-encode: %v", ErrMalformed, err)
 	}
-	if !bytes.Equal(again, data) {
+	if again := buf.Bytes(); !bytes.Equal(again, data) {
 		i := 0
 		for i < len(again) && i < len(data) && again[i] == data[i] {
 			i++

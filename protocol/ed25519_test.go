@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/oasisprotocol/curve25519-voi/curve"
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // smallOrder are the eight points of small order (the torsion subgroup),
@@ -172,4 +173,46 @@ func FuzzVerifyEd25519(f *testing.F) {
 			t.Fatalf("VerifyEd25519 %v, crypto/ed25519 %v", got, want)
 		}
 	})
+}
+
+// TestKeyCacheGenerations: keys keep verifying through generation
+// rollovers, the cache stays within two generations, and an encoding that
+// is not a point is refused without being cached.
+func TestKeyCacheGenerations(t *testing.T) {
+	c := keyCache{size: 16}
+	msg := []byte("gpunode")
+	type signed struct{ pub, sig []byte }
+	var keys []signed
+	for i := range 3*c.size + 7 {
+		seed := make([]byte, ed25519.SeedSize)
+		seed[0], seed[1] = byte(i), byte(i>>8)
+		priv := ed25519.NewKeyFromSeed(seed)
+		keys = append(keys, signed{priv.Public().(ed25519.PublicKey), ed25519.Sign(priv, msg)})
+	}
+	for round := range 2 {
+		for i, k := range keys {
+			x := c.get(k.pub)
+			if x == nil || !voi.VerifyExpandedWithOptions(x, msg, k.sig, ed25519Std) {
+				t.Fatalf("round %d key %d: cached key does not verify its signature", round, i)
+			}
+			if n := len(c.cur) + len(c.old); n > 2*c.size {
+				t.Fatalf("cache holds %d keys, bound %d", n, 2*c.size)
+			}
+		}
+	}
+	// The first key is long evicted, the last one is current: both give
+	// the same answers as crypto/ed25519.
+	for _, k := range []signed{keys[0], keys[len(keys)-1]} {
+		if !VerifyEd25519(k.pub, msg, k.sig) || VerifyEd25519(k.pub, []byte("other"), k.sig) {
+			t.Fatal("VerifyEd25519 disagrees with crypto/ed25519 on a real key")
+		}
+	}
+	bad := mustHex(t, oddEncodings[len(oddEncodings)-1]) // y not on the curve
+	before := len(c.cur)
+	if c.get(bad) != nil {
+		t.Fatal("an encoding off the curve expanded")
+	}
+	if len(c.cur) != before {
+		t.Fatal("an invalid key was cached")
+	}
 }

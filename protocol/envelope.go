@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 
@@ -30,19 +31,28 @@ const signingDomain = "gpunode/envelope/v1\x00"
 // ID (the domain of this message), then the encoding of the envelope without
 // its signature.
 func (e *Envelope) SigningBytes() ([]byte, error) {
-	u := *e
-	u.Signature = nil
-	body, err := Marshal(&u)
-	if err != nil {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := e.writeSigningBytes(buf); err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(signingDomain)+len(e.Kind)+len(e.ChainID)+2+len(body))
-	out = append(out, signingDomain...)
-	out = append(out, e.Kind...)
-	out = append(out, 0)
-	out = append(out, e.ChainID...)
-	out = append(out, 0)
-	return append(out, body...), nil
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// writeSigningBytes writes SigningBytes to buf.
+func (e *Envelope) writeSigningBytes(buf *bytes.Buffer) error {
+	buf.Grow(len(signingDomain) + len(e.Kind) + len(e.ChainID) + 2 + len(e.Payload) + len(e.Author) + 32)
+	buf.WriteString(signingDomain)
+	buf.WriteString(string(e.Kind))
+	buf.WriteByte(0)
+	buf.WriteString(e.ChainID)
+	buf.WriteByte(0)
+	u := *e
+	u.Signature = nil
+	if err := bufMode.MarshalToBuffer(&u, buf); err != nil {
+		return fmt.Errorf("protocol: encode %T: %w", &u, err)
+	}
+	return nil
 }
 
 // AuthorID is the author's peer ID (the account address).
@@ -147,29 +157,49 @@ func Open(data []byte, chainID string) (*Envelope, error) {
 	return env, nil
 }
 
-// Verify checks the signature against the author's Ed25519 key (with
-// VerifyEd25519, which accepts what crypto/ed25519 accepts).
-func (e *Envelope) Verify() error {
+// ed25519IDPrefix starts the binary peer ID of every Ed25519 key: an
+// identity multihash (code 0, length 36) of the key's protobuf encoding
+// (field 1, type Ed25519; field 2, 32 bytes of key).
+var ed25519IDPrefix = []byte{0x00, 0x24, 0x08, 0x01, 0x12, 0x20}
+
+// authorKey is the author's raw Ed25519 public key. The usual form of an
+// Ed25519 peer ID is read in place; any other goes through libp2p's
+// parsing (which accepts that form with the same result).
+func (e *Envelope) authorKey() ([]byte, error) {
+	if len(e.Author) == len(ed25519IDPrefix)+32 && bytes.HasPrefix(e.Author, ed25519IDPrefix) {
+		return e.Author[len(ed25519IDPrefix):], nil
+	}
 	id, err := e.AuthorID()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pub, err := id.ExtractPublicKey()
 	if err != nil {
-		return fmt.Errorf("%w: no public key in peer ID: %v", ErrBadAuthor, err)
+		return nil, fmt.Errorf("%w: no public key in peer ID: %v", ErrBadAuthor, err)
 	}
 	if pub.Type() != pb.KeyType_Ed25519 {
-		return fmt.Errorf("%w: author key is %s, want Ed25519", ErrBadAuthor, pub.Type())
+		return nil, fmt.Errorf("%w: author key is %s, want Ed25519", ErrBadAuthor, pub.Type())
 	}
 	raw, err := pub.Raw()
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadAuthor, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadAuthor, err)
 	}
-	msg, err := e.SigningBytes()
+	return raw, nil
+}
+
+// Verify checks the signature against the author's Ed25519 key (with
+// VerifyEd25519, which accepts what crypto/ed25519 accepts).
+func (e *Envelope) Verify() error {
+	raw, err := e.authorKey()
 	if err != nil {
 		return err
 	}
-	if !VerifyEd25519(raw, msg, e.Signature) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	if err := e.writeSigningBytes(buf); err != nil {
+		return err
+	}
+	if !VerifyEd25519(raw, buf.Bytes(), e.Signature) {
 		return ErrBadSignature
 	}
 	return nil

@@ -1,12 +1,14 @@
 package protocol
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 type testBody struct {
@@ -55,5 +57,51 @@ func TestUnmarshalRejectsNonCanonical(t *testing.T) {
 	}
 	if err := Unmarshal(append(MustMarshal(testBody{7, "hi"}), 0), &b); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("Unmarshal(trailing byte) = %v, want ErrMalformed", err)
+	}
+}
+
+// TestAuthorKeyFastPath: the in-place read of an Ed25519 peer ID gives
+// libp2p's answer, and IDs of other shapes still go through libp2p (a
+// secp256k1 author is refused as before).
+func TestAuthorKeyFastPath(t *testing.T) {
+	for i := range 20 {
+		key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := peer.IDFromPrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := &Envelope{Author: []byte(id)}
+		if !bytes.HasPrefix(e.Author, ed25519IDPrefix) {
+			t.Fatalf("key %d: peer ID %x does not have the Ed25519 prefix", i, e.Author)
+		}
+		got, err := e.authorKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, err := id.ExtractPublicKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := pub.Raw()
+		if !bytes.Equal(got, want) {
+			t.Fatalf("key %d: authorKey %x, libp2p %x", i, got, want)
+		}
+	}
+	sk, _, err := crypto.GenerateSecp256k1Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Envelope{Author: []byte(id)}).authorKey(); !errors.Is(err, ErrBadAuthor) {
+		t.Fatalf("secp256k1 author: %v, want ErrBadAuthor", err)
+	}
+	if _, err := (&Envelope{Author: append(bytes.Clone(ed25519IDPrefix), 1, 2, 3)}).authorKey(); !errors.Is(err, ErrBadAuthor) {
+		t.Fatalf("truncated Ed25519 author: %v, want ErrBadAuthor", err)
 	}
 }

@@ -123,11 +123,61 @@ func (SigVerifier) VerifyTx(chainID string, raw []byte) (*VerifiedTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := env.AuthorID()
+	sender, err := senderNames.name(env)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadTx, err)
 	}
-	return &VerifiedTx{Hash: TxHash(raw), Sender: id.String(), Tx: tx}, nil
+	return &VerifiedTx{Hash: TxHash(raw), Sender: sender, Tx: tx}, nil
+}
+
+// senderNames remembers the account names (the base58 peer ID strings) of
+// recent tx authors: encoding one costs a few µs per tx, and a sender
+// sends many.
+var senderNames = nameCache{size: nameCacheSize}
+
+const nameCacheSize = 4096 // per generation
+
+// nameCache maps binary peer IDs to their strings in two generations (as
+// protocol's expanded-key cache): a hit in the previous generation moves
+// forward; a full current generation becomes the previous one. Safe for
+// concurrent use.
+type nameCache struct {
+	size int // per generation
+
+	mu       sync.Mutex // guards cur and old
+	cur, old map[string]string
+}
+
+// name is env.AuthorID().String().
+func (c *nameCache) name(env *protocol.Envelope) (string, error) {
+	c.mu.Lock()
+	s, ok := c.cur[string(env.Author)]
+	if !ok {
+		if s, ok = c.old[string(env.Author)]; ok {
+			c.put(string(env.Author), s)
+		}
+	}
+	c.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	id, err := env.AuthorID()
+	if err != nil {
+		return "", err
+	}
+	s = id.String()
+	c.mu.Lock()
+	c.put(string(env.Author), s)
+	c.mu.Unlock()
+	return s, nil
+}
+
+// put adds k to the current generation; mu is held.
+func (c *nameCache) put(k, s string) {
+	if c.cur == nil || len(c.cur) >= c.size {
+		c.old, c.cur = c.cur, make(map[string]string, c.size)
+	}
+	c.cur[k] = s
 }
 
 // CachingVerifier remembers the txs another Verifier accepted, keyed by

@@ -4,6 +4,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/gpunode/gpunode/protocol"
 )
 
 // rewardsTo sums what id earned from block rewards in evs.
@@ -246,5 +250,30 @@ func TestErrorsAreDistinct(t *testing.T) {
 				t.Errorf("%q and %q overlap; receipts match errors by message", a, b)
 			}
 		}
+	}
+}
+
+// TestNameCache: cached sender names are the peer IDs' strings, through
+// generation rollovers, and the cache stays within two generations.
+func TestNameCache(t *testing.T) {
+	c := nameCache{size: 16}
+	keys := NewKeyring(newRand(3), 2*c.size+5)
+	for round := range 2 {
+		for _, id := range keys.IDs {
+			pid, err := peer.Decode(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.name(&protocol.Envelope{Author: []byte(pid)})
+			if err != nil || got != id {
+				t.Fatalf("round %d: name %q, %v; want %q", round, got, err, id)
+			}
+			if n := len(c.cur) + len(c.old); n > 2*c.size {
+				t.Fatalf("cache holds %d names, bound %d", n, 2*c.size)
+			}
+		}
+	}
+	if _, err := c.name(&protocol.Envelope{Author: []byte("not a peer ID")}); err == nil {
+		t.Fatal("a malformed author got a name")
 	}
 }
