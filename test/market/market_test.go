@@ -135,7 +135,8 @@ func startNet(t *testing.T) *net {
 			Roles:      s.roles,
 			APIListen:  "127.0.0.1:0",
 			WasmWorker: worker,
-			Market: node.MarketConfig{Price: s.price, Slots: s.slots, AuctionWindow: 3 * time.Second,
+			Market: node.MarketConfig{Price: s.price, Slots: s.slots, AuctionWindow: 10 * time.Second, // rounds close early once every provider answered; the window is for a loaded machine
+
 				Tamper: func(protocol.CID, uint32) bool { return m.tamper.Load() },
 				BeforeSubmit: func(ctx context.Context, _ protocol.CID, _ uint32) {
 					if m.hold.Load() {
@@ -197,7 +198,18 @@ func startNet(t *testing.T) *net {
 				return false
 			}
 		}
-		return len(n.renter.d.Market().Offers()) == len(n.providers)
+		if len(n.renter.d.Market().Offers()) != len(n.providers) {
+			return false
+		}
+		// And each provider hears job requests: the renter's publishes
+		// reach the peers it knows are subscribed.
+		subs := n.renter.d.Node().TopicPeers(protocol.TopicJobs)
+		for _, p := range n.providers {
+			if !slices.Contains(subs, p.d.PeerID()) {
+				return false
+			}
+		}
+		return true
 	})
 	n.program = n.add(ctx, "segprog.wasm", mustRead(t, prog))
 	return n
