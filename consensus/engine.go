@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -142,7 +143,7 @@ func newEngine(cfg engineConfig) (*engine, *effects, error) {
 		e.log.Warn("consensus: repaired a torn last WAL record")
 	}
 	next := e.state.Height() + 1
-	var signed []bft.Message
+	var signed, locked []bft.Message
 	var stale [][]byte
 	for i, r := range loaded.records {
 		switch {
@@ -150,7 +151,13 @@ func newEngine(cfg engineConfig) (*engine, *effects, error) {
 			stale = append(stale, w.keys[i])
 		case r.Height == next:
 			if r.Message.Author() != cfg.self {
-				return nil, nil, fmt.Errorf("%w: record of %s, this node is %s", ErrCorruptWAL, r.Message.Author(), cfg.self)
+				// Only a proposal this node locked on (Ready.Persist) is
+				// another's message in the WAL.
+				if r.Message.Proposal == nil {
+					return nil, nil, fmt.Errorf("%w: record of %s, this node is %s", ErrCorruptWAL, r.Message.Author(), cfg.self)
+				}
+				locked = append(locked, r.Message)
+				continue
 			}
 			signed = append(signed, r.Message)
 		default:
@@ -179,7 +186,7 @@ func newEngine(cfg engineConfig) (*engine, *effects, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := e.machine.StartHeight(next, vals, signed); err != nil {
+	if err := e.machine.StartHeight(next, vals, append(slices.Clip(locked), signed...)); err != nil {
 		return nil, nil, fmt.Errorf("consensus: restore height %d: %w", next, err)
 	}
 	e.own = signed
@@ -274,6 +281,15 @@ func (e *engine) startNext() (*effects, error) {
 func (e *engine) drain(out *effects) error {
 	for e.machine.HasReady() {
 		rd := e.machine.Ready()
+		// The proposal this node locks on, durable before the precommit
+		// that names it is sent: after a restart the machine needs the
+		// value itself to re-propose it (bft.Ready.Persist).
+		for _, m := range rd.Persist {
+			rec := &walRecord{Height: m.Height(), Round: m.Round(), Step: stepOf(m), Message: m}
+			if err := e.wal.append(rec); err != nil {
+				return err
+			}
+		}
 		for _, m := range rd.Messages {
 			rec := &walRecord{Height: m.Height(), Round: m.Round(), Step: stepOf(m), Message: m}
 			if err := e.wal.append(rec); err != nil {

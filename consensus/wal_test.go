@@ -401,7 +401,84 @@ func TestWALTornLastRecordRepaired(t *testing.T) {
 	if n := len(walRecords(t, kv)); n != len(keys)-1 {
 		t.Fatalf("%d records after repair, want %d", n, len(keys)-1)
 	}
-	if len(e.own) != len(keys)-1 {
-		t.Fatalf("restored %d own messages, want %d", len(e.own), len(keys)-1)
+	// The last record is the precommit; before it, the prevote and the
+	// proposal it locked on (not this node's message).
+	if len(e.own) != len(keys)-2 {
+		t.Fatalf("restored %d own messages, want %d", len(e.own), len(keys)-2)
 	}
+}
+
+// The proposal a node locks on is in its WAL before its precommit goes
+// out; restarted, the node still holds that block and, proposer in a later
+// round, re-proposes it (POLRound 0) instead of a new block, which locked
+// validators could not accept.
+func TestWALKeepsLockedProposal(t *testing.T) {
+	d, kv := midHeight(t)
+	var locked *bft.Proposal
+	for _, k := range walRecords(t, kv) {
+		v, _ := kv.Get(k)
+		rec, err := decodeWALRecord(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Message.Proposal != nil && rec.Message.Author() != d.self {
+			locked = rec.Message.Proposal
+		}
+	}
+	if locked == nil || len(locked.Value.Data) == 0 {
+		t.Fatal("the WAL does not hold the proposal this node locked on")
+	}
+	d.sent = nil
+	e, err := d.open(kv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := e.machine.State(); st.LockedHash != locked.Value.Hash {
+		t.Fatalf("after restart locked on %x, want %x", st.LockedHash, locked.Value.Hash)
+	}
+	h := e.height()
+	vals, _ := e.valset(h)
+	var others []string
+	for _, v := range vals.Validators() {
+		if v.ID != d.self {
+			others = append(others, v.ID)
+		}
+	}
+	vote := func(id string, typ bft.VoteType, r int32) bft.Message {
+		v := &bft.Vote{Type: typ, Height: h, Round: r, Validator: id} // nil vote
+		v.Signature = d.sign(id, bft.VoteSignBytes(testChain, v))
+		return bft.Message{Vote: v}
+	}
+	// Rounds fail (the others vote nil) until this node proposes.
+	for r := int32(0); r < int32(2*len(vals.Validators())); r++ {
+		for _, m := range d.sent {
+			if p := m.Proposal; p != nil && p.Proposer == d.self {
+				if p.Value.Hash != locked.Value.Hash || !bytes.Equal(p.Value.Data, locked.Value.Data) || p.POLRound != 0 {
+					t.Fatalf("round %d: proposed %x (POL %d, %d bytes), want the locked block %x with POL 0", p.Round, p.Value.Hash, p.POLRound, len(p.Value.Data), locked.Value.Hash)
+				}
+				return
+			}
+		}
+		var timeouts []bft.Timeout
+		for _, typ := range []bft.VoteType{bft.Prevote, bft.Precommit} {
+			for _, o := range others {
+				out, err := e.step(vote(o, typ, r))
+				if out == nil {
+					t.Fatal(err)
+				}
+				d.record(out)
+				timeouts = append(timeouts, out.timeouts...)
+			}
+		}
+		for _, to := range timeouts {
+			if to.Round == r && to.Step == bft.StepPrecommit {
+				out, err := e.timeout(to)
+				if out == nil {
+					t.Fatal(err)
+				}
+				d.record(out)
+			}
+		}
+	}
+	t.Fatal("this node never proposed after its restart")
 }
