@@ -18,8 +18,10 @@
 //   - Mempool (mempool.go): signature (verified once, cached for the
 //     ledger), nonce and fee checks; bounded; per-sender nonce order;
 //     re-checked after each commit.
-//   - WAL (wal.go): every own message with its height/round/step, fsynced
-//     before it is sent; replayed into the machine at start-up. A corrupt
+//   - WAL (wal.go): every own message with its height/round/step, and the
+//     proposal this node locks on (so it can re-propose that block after a
+//     restart), fsynced before the message that depends on it is sent;
+//     replayed into the machine at start-up. A corrupt
 //     record in the middle stops start-up (ErrCorruptWAL); a torn last one
 //     is deleted.
 //   - Block store (store.go): blocks with their commit certificates and a
