@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -183,6 +184,35 @@ func (m *sinkStore) Put(_ context.Context, c cid.Cid, data []byte) error {
 	return nil
 }
 
+// usage is what one transfer took: wall time, CPU time of the process
+// (user+system) and the time its Ps sat idle.
+type usage struct {
+	wall, cpu time.Duration
+	idle      float64 // seconds
+}
+
+// meter measures a transfer: call it just before the transfer starts and
+// the returned function just after it ends.
+func meter() func() usage {
+	runtime.GC() // publishes the runtime's idle-time count; outside the timing
+	i0 := idleCPU()
+	start, c0 := time.Now(), cpuTime()
+	return func() usage {
+		u := usage{wall: time.Since(start), cpu: cpuTime() - c0}
+		runtime.GC()
+		u.idle = idleCPU() - i0
+		return u
+	}
+}
+
+// idleCPU is the time the process's Ps have sat idle so far, as of the
+// last GC (the runtime updates the figure only then).
+func idleCPU() float64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/idle:cpu-seconds"}}
+	metrics.Read(s)
+	return s[0].Value.Float64()
+}
+
 // cpuTime is the user+system CPU time of this process so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
@@ -220,7 +250,9 @@ func closeAll(hs ...host.Host) {
 // (raw-MiB/s, the upper bound: no requests, no hashing) and boxo bitswap
 // with default settings (bitswap-MiB/s). Serving stores are in memory for
 // both protocols. Each way also reports its CPU seconds per GiB, both ends
-// together, a figure that stays put when the machine is shared.
+// together, a figure that stays put when the machine is shared, and the
+// seconds per GiB the process's Ps sat idle (idle-s/GiB): a way whose rate
+// falls short at the same CPU per GiB lost the time to stalls.
 //
 // The exchange hashes every received byte (sha2-256, as the CIDs say), which
 // the raw stream does not: on a machine whose cores are all busy the
@@ -233,12 +265,14 @@ func BenchmarkTransfer(b *testing.B) {
 	b.Logf("dataset: %d MiB in %d blocks", size>>20, len(d.chunks))
 	var tExchange, tRaw, tBitswap time.Duration
 	cpu := map[string]time.Duration{}
+	idle := map[string]float64{}
 	b.ResetTimer()
-	run := func(way string, f func(*testing.B, *dataset) (time.Duration, time.Duration), total *time.Duration) {
+	run := func(way string, f func(*testing.B, *dataset) usage, total *time.Duration) {
 		if *transferOnly == "" || slices.Contains(strings.Split(*transferOnly, ","), way) {
-			wall, c := f(b, d)
-			*total += wall
-			cpu[way] += c
+			u := f(b, d)
+			*total += u.wall
+			cpu[way] += u.cpu
+			idle[way] += u.idle
 			runtime.GC()
 		}
 	}
@@ -264,11 +298,19 @@ func BenchmarkTransfer(b *testing.B) {
 			b.ReportMetric(c.Seconds()/(mib/1024), unit)
 		}
 	}
+	// Seconds per GiB that the process's Ps (GOMAXPROCS of them) sat
+	// idle with nothing to run: time lost to stalls (hand-offs, flow
+	// control, round trips) rather than spent on CPU work.
+	for way, unit := range map[string]string{"exchange": "idle-s/GiB", "raw": "raw-idle-s/GiB", "bitswap": "bitswap-idle-s/GiB"} {
+		if _, ok := cpu[way]; ok {
+			b.ReportMetric(idle[way]/(mib/1024), unit)
+		}
+	}
 	b.ReportMetric(0, "ns/op")
 }
 
 // runRaw sends the chunks down one libp2p stream: the upper bound.
-func runRaw(b *testing.B, d *dataset) (wall, cpu time.Duration) {
+func runRaw(b *testing.B, d *dataset) usage {
 	server, client := hostPair(b)
 	defer closeAll(server, client)
 	const proto = "/bench/raw/1.0.0"
@@ -281,7 +323,7 @@ func runRaw(b *testing.B, d *dataset) (wall, cpu time.Duration) {
 			}
 		}
 	})
-	start, c0 := time.Now(), cpuTime()
+	done := meter()
 	s, err := client.NewStream(context.Background(), server.ID(), proto)
 	if err != nil {
 		b.Fatal(err)
@@ -298,14 +340,14 @@ func runRaw(b *testing.B, d *dataset) (wall, cpu time.Duration) {
 			b.Fatal(err)
 		}
 	}
-	wall, cpu = time.Since(start), cpuTime()-c0
+	u := done()
 	if total != d.size {
 		b.Fatalf("raw stream moved %d bytes; want %d", total, d.size)
 	}
-	return wall, cpu
+	return u
 }
 
-func runExchange(b *testing.B, d *dataset) (wall, cpu time.Duration) {
+func runExchange(b *testing.B, d *dataset) usage {
 	server, client := hostPair(b)
 	defer closeAll(server, client)
 	src := &memStore{blocks: d.blocks}
@@ -327,9 +369,9 @@ func runExchange(b *testing.B, d *dataset) (wall, cpu time.Duration) {
 		b.Fatal(err)
 	}
 	defer cx.Close()
-	start, c0 := time.Now(), cpuTime()
+	done := meter()
 	st, err := cx.Fetch(context.Background(), d.root, []peer.ID{server.ID()})
-	wall, cpu = time.Since(start), cpuTime()-c0
+	u := done()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -341,10 +383,10 @@ func runExchange(b *testing.B, d *dataset) (wall, cpu time.Duration) {
 			b.Fatalf("block %s: received %d bytes (present %v); want %d", c, got, ok, len(want))
 		}
 	}
-	return wall, cpu
+	return u
 }
 
-func runBitswap(b *testing.B, d *dataset) (wall, cpu time.Duration) {
+func runBitswap(b *testing.B, d *dataset) usage {
 	server, client := hostPair(b)
 	defer closeAll(server, client)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -367,7 +409,7 @@ func runBitswap(b *testing.B, d *dataset) (wall, cpu time.Duration) {
 	cbs := bitswap.New(ctx, bsnet.NewFromIpfsHost(client), nil, dst)
 	defer cbs.Close()
 
-	start, c0 := time.Now(), cpuTime()
+	done := meter()
 	rootBlk, err := cbs.GetBlock(ctx, d.root)
 	if err != nil {
 		b.Fatal(err)
@@ -388,9 +430,9 @@ func runBitswap(b *testing.B, d *dataset) (wall, cpu time.Duration) {
 		}
 		_ = blk
 	}
-	wall, cpu = time.Since(start), cpuTime()-c0
+	u := done()
 	if n != len(children) {
 		b.Fatalf("bitswap fetched %d blocks; want %d", n, len(children))
 	}
-	return wall, cpu
+	return u
 }
