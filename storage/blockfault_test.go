@@ -44,6 +44,14 @@ func blockWorkload(ctx context.Context, b *Blockstore) error {
 // linking to the CID, every indexed block reads back verified, and once all
 // pins are released GC leaves no block, file or count behind.
 func TestBlockstoreFaultInjection(t *testing.T) {
+	blockFaultLoop(t, blockWorkload)
+}
+
+// blockFaultLoop runs workload on a fresh store once per database
+// operation, failing that operation, until a run completes without a
+// fault. Each run's failure must surface, and the store must pass
+// checkBlockstore afterwards.
+func blockFaultLoop(t *testing.T, workload func(context.Context, *Blockstore) error) {
 	ctx := context.Background()
 	for i := 0; ; i++ {
 		if i > 2000 {
@@ -60,7 +68,7 @@ func TestBlockstoreFaultInjection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		werr := blockWorkload(ctx, b)
+		werr := workload(ctx, b)
 		fk.mu.Lock()
 		fired := fk.fired
 		fk.failAt = -1 // the checks below run without faults

@@ -163,43 +163,10 @@ func putManyWorkload(ctx context.Context, b *Blockstore, blocks []Block, other B
 // index, every indexed block reads back verified) and files written for a
 // batch whose commit failed are swept by GC.
 func TestPutManyFaultInjection(t *testing.T) {
-	ctx := context.Background()
 	blocks := dagBlocks(t, 3, 18, 100)
 	oc, odata := cborBlock(t, blocks[0].CID, blocks[1].CID)
 	other := Block{oc, odata}
-	for i := 0; ; i++ {
-		if i > 2000 {
-			t.Fatal("workload never completed")
-		}
-		fk := &faultKV{failAt: i}
-		db, err := Open("", WithInMemory(), WithLogger(quietLogger()),
-			func(c *config) error { c.wrapKV = func(inner kv) kv { fk.inner = inner; return fk }; return nil })
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := t.TempDir()
-		b, err := NewBlockstore(db, dir, WithoutFsync(), WithBlockLogger(quietLogger()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		werr := putManyWorkload(ctx, b, blocks, other)
-		fk.mu.Lock()
-		fired := fk.fired
-		fk.failAt = -1
-		fk.mu.Unlock()
-		if fired && !errors.Is(werr, errInjected) {
-			t.Fatalf("fault %d: workload returned %v; want the injected fault", i, werr)
-		}
-		if !fired && werr != nil {
-			t.Fatalf("fault %d: workload failed without a fault: %v", i, werr)
-		}
-		checkBlockstore(t, b, dir, i)
-		if err := db.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if !fired {
-			t.Logf("%d fault positions checked", i)
-			return
-		}
-	}
+	blockFaultLoop(t, func(ctx context.Context, b *Blockstore) error {
+		return putManyWorkload(ctx, b, blocks, other)
+	})
 }
