@@ -24,21 +24,7 @@ import (
 func BenchmarkApplyTransfers(b *testing.B) {
 	for _, nAcct := range []int{10_000, 100_000} {
 		const nTx = 2000
-		keys := NewKeyring(newRand(42), nAcct)
-		g := keys.TestGenesis(testChain, 0, 0, 0)
-		g.Accounts = g.Accounts[:0]
-		for _, id := range keys.IDs {
-			g.Accounts = append(g.Accounts, GenesisAccount{ID: id, Balance: 1_000_000})
-		}
-		for i := 0; i < 4; i++ {
-			if err := g.AddValidator(keys.IDs[i], 10_000); err != nil {
-				b.Fatal(err)
-			}
-		}
-		st, err := InitialState(g)
-		if err != nil {
-			b.Fatal(err)
-		}
+		keys, st := benchState(b, nAcct)
 		rng := newRand(7)
 		fresh := NewKeyring(newRand(8), nTx/10) // recipients without accounts yet
 		txs := make([][]byte, nTx)
@@ -123,21 +109,7 @@ func BenchmarkVerifyTx(b *testing.B) {
 // with the size of the state's maps.
 func BenchmarkApplyBlock(b *testing.B) {
 	const nAcct = 10_000
-	keys := NewKeyring(newRand(42), nAcct)
-	g := keys.TestGenesis(testChain, 0, 0, 0)
-	g.Accounts = g.Accounts[:0]
-	for _, id := range keys.IDs {
-		g.Accounts = append(g.Accounts, GenesisAccount{ID: id, Balance: 1_000_000})
-	}
-	for i := 0; i < 4; i++ {
-		if err := g.AddValidator(keys.IDs[i], 10_000); err != nil {
-			b.Fatal(err)
-		}
-	}
-	st, err := InitialState(g)
-	if err != nil {
-		b.Fatal(err)
-	}
+	keys, st := benchState(b, nAcct)
 	vals, _ := ValidatorSet(st, 1)
 	for _, nTx := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("accounts=%d/txs=%d", nAcct, nTx), func(b *testing.B) {
@@ -165,4 +137,26 @@ func BenchmarkApplyBlock(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchState is the benchmarks' genesis state: nAcct accounts of 1,000,000
+// each, the first four also validators with 10,000 stake.
+func benchState(b *testing.B, nAcct int) (*Keyring, *State) {
+	b.Helper()
+	keys := NewKeyring(newRand(42), nAcct)
+	g := keys.TestGenesis(testChain, 0, 0, 0)
+	g.Accounts = g.Accounts[:0]
+	for _, id := range keys.IDs {
+		g.Accounts = append(g.Accounts, GenesisAccount{ID: id, Balance: 1_000_000})
+	}
+	for i := 0; i < 4; i++ {
+		if err := g.AddValidator(keys.IDs[i], 10_000); err != nil {
+			b.Fatal(err)
+		}
+	}
+	st, err := InitialState(g)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return keys, st
 }
