@@ -32,14 +32,16 @@
 //
 // Fetch(ctx, root, peers) fetches the root, then the blocks its links name,
 // skipping blocks already in the store (a restarted fetch transfers only what
-// is missing). Each peer gets WithStreamsPerPeer streams (default 1) with
-// WithWindow blocks requested ahead on each; the server reads the next
-// blocks from its store while it sends. On the fetching side a reader per
-// stream hands blocks to a second goroutine that verifies and stores them,
-// so the muxer's window keeps draining. With AVX-512 the blocks are hashed
-// 16 at a time in the vector unit (storage/internal/sha256x16, about 2.5x a
-// SHA-NI stream); without it the reader hashes each block piece by piece
-// as it arrives. Every block is checked against its CID
+// is missing). Each peer gets WithStreamsPerPeer streams (default 2: one
+// stream's rate hangs on where the muxer's per-stream receive window
+// settles) with WithWindow blocks requested ahead on each; the server reads
+// the next blocks from its store while it sends. On the fetching side a
+// reader per stream hands blocks to the fetch's one processor goroutine,
+// which verifies and stores them, so the muxers' windows keep draining.
+// With AVX-512 the blocks are hashed 16 at a time, from whichever streams
+// they came, in the vector unit (storage/internal/sha256x16, about 2.5x a
+// SHA-NI stream); without it each reader hashes its blocks piece by piece
+// as they arrive. Every block is checked against its CID
 // before it is kept: by the exchange, or with WithStoreVerifies by the
 // store's Put, or, for a store that has PutMany (storage.Blockstore), by
 // PutMany on batches of up to 16 blocks, hashed together and indexed in one
@@ -47,8 +49,9 @@
 // protocol is penalised (Penalty, WithBadPeerHook) and dropped, and its
 // blocks go to the other peers; a peer whose streams fail is dropped the
 // same way without penalty. Blocks are written to the store as they
-// arrive, so memory stays bounded by peers x streams x (window + 21) blocks
-// whatever the DAG size (about 29 MiB per peer with the defaults).
+// arrive, so memory stays bounded by peers x streams x (window + 1) + 20
+// blocks whatever the DAG size (about 18 MiB per peer plus 20 MiB with the
+// defaults and 1 MiB blocks).
 // WithProgress reports blocks and bytes, and with
 // WithContentSize the total content bytes, for a progress bar with an ETA.
 //

@@ -91,7 +91,7 @@ func WithBlockFrom(f func(p peer.ID, size int)) FetchOption {
 // stored; a peer that sends a bad block is penalised and dropped and the
 // block is fetched from another. A peer that fails mid-transfer is dropped
 // and its outstanding blocks go to the others. Memory is bounded by
-// peers x streams x (window + 21) blocks, whatever the DAG size.
+// peers x streams x (window + 1) + 20 blocks, whatever the DAG size.
 //
 // It returns ErrNoPeers when every peer was dropped with blocks still
 // missing, ErrNotFound when no remaining peer has some block, or the
@@ -122,6 +122,14 @@ func (e *Exchange) Fetch(ctx context.Context, root cid.Cid, peers []peer.ID, opt
 	if err := f.discover(ctx, []cid.Cid{root}); err != nil {
 		return f.stats(), err
 	}
+	// One processor verifies and stores what every stream reads, so the
+	// blocks waiting for a batch are bounded per fetch, not per stream.
+	f.work = make(chan received, processQueue)
+	procDone := make(chan struct{})
+	go func() {
+		defer close(procDone)
+		f.processor()
+	}()
 	var wg sync.WaitGroup
 	f.mu.Lock()
 	for _, p := range uniquePeers(peers, e.host.PeerID()) {
@@ -145,6 +153,8 @@ func (e *Exchange) Fetch(ctx context.Context, root cid.Cid, peers []peer.ID, opt
 	}
 	f.mu.Unlock()
 	wg.Wait()
+	close(f.work) // every stream has waited for its blocks to be handled
+	<-procDone
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := outer.Err(); err != nil && f.pending > 0 {
@@ -175,6 +185,7 @@ type fetch struct {
 	fc     fetchConfig
 	ctx    context.Context // the whole fetch's; a stream's or peer's context ends earlier
 	cancel context.CancelFunc
+	work   chan received // blocks read by every stream, to the processor
 
 	mu       sync.Mutex // guards everything below
 	queue    []cid.Cid  // blocks to fetch, in DAG order; retries go to the front
@@ -495,8 +506,8 @@ type peerError struct {
 func (e peerError) Error() string { return e.err.Error() }
 func (e peerError) Unwrap() error { return e.err }
 
-// processQueue is how many received blocks may wait for verification on a
-// stream; with the window it bounds a stream's memory.
+// processQueue is how many received blocks may wait for the fetch's
+// processor; with the windows and the verify batch it bounds memory.
 const processQueue = 4
 
 // maxReopen caps how often one of a peer's streams is reopened after a
@@ -506,12 +517,26 @@ const maxReopen = 3
 var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, 1<<20+1<<10); return &b }}
 
 // received is a block read off a stream, waiting to be verified and stored.
-// One with a nil buf is a flush: the reader has nothing more on the way.
+// One with a nil buf is a flush: its stream has nothing more on the way, so
+// blocks held for a batch must not wait for more.
 type received struct {
+	s        *streamRun
 	c        cid.Cid
 	buf      *[]byte // from blockPool
 	verified bool    // hashed and checked while it was read
 	stored   bool    // verified and stored by the store's PutMany
+}
+
+// streamRun is what one stream and the fetch's processor share about the
+// blocks the stream has read.
+type streamRun struct {
+	p       peer.ID
+	cancel  context.CancelFunc // ends the stream
+	open    *openSet
+	handled sync.WaitGroup // one count per block handed to the processor and not yet handled
+	// Set by the processor; read by the stream after handled.Wait.
+	progressed bool  // a block of this stream was stored
+	err        error // first failure storing one of its blocks; ends the stream
 }
 
 // batchPutter is a block store that verifies and stores several blocks at
@@ -590,11 +615,72 @@ func verifyBatch(batch []received) {
 	}
 }
 
-// stream runs one stream to p. A reader (this goroutine) keeps up to window
-// blocks requested, reads responses in order and hashes blocks as they
-// arrive (readBlock); a second goroutine stores them (and verifies those
-// the reader did not). Splitting the two keeps the muxer's receive window
-// draining while a block is written to the store.
+// processor verifies and stores the blocks every stream of the fetch reads,
+// until f.work is closed. With the vector hash or the store's PutMany it
+// collects them in batches of up to sha256x16.Lanes, from whichever
+// streams they come, and handles a partial batch when a stream says it has
+// nothing more on the way.
+func (f *fetch) processor() {
+	var batch []received
+	for item := range f.work {
+		if item.buf != nil {
+			batch = append(batch, item)
+		}
+		if item.buf == nil || !f.batching() || len(batch) >= sha256x16.Lanes {
+			f.processBatch(batch)
+			clear(batch)
+			batch = batch[:0]
+		}
+	}
+	f.processBatch(batch)
+}
+
+// processBatch verifies (in one vector pass, or with PutMany) and stores a
+// batch of received blocks, and settles each with its stream. A block that
+// arrived whole is kept even if its stream or peer has been dropped since
+// (it is checked against its CID like any other); only the end of the
+// whole fetch drops blocks not stored yet. A block that cannot be stored
+// ends its stream with the error.
+func (f *fetch) processBatch(batch []received) {
+	switch {
+	case len(batch) == 0:
+		return
+	case f.ctx.Err() != nil:
+	case f.batchVerify():
+		verifyBatch(batch)
+	case f.batchPut():
+		// A failure other than a mismatch fails the fetch; the blocks
+		// are then dropped below.
+		_ = f.putMany(batch)
+	}
+	for _, item := range batch {
+		s := item.s
+		// Blocks PutMany stored are recorded even after a failure, so
+		// the stats count every block stored.
+		if !item.stored && f.ctx.Err() != nil {
+			blockPool.Put(item.buf)
+			s.handled.Done()
+			continue
+		}
+		if err := f.store(s.p, item); err != nil {
+			if s.err == nil {
+				s.err = err
+				s.cancel()
+			}
+		} else {
+			s.open.remove(item.c)
+			s.progressed = true
+		}
+		blockPool.Put(item.buf)
+		s.handled.Done()
+	}
+}
+
+// stream runs one stream to p. Its reader (this goroutine) keeps up to
+// window blocks requested, reads responses in order and hashes blocks as
+// they arrive (readBlock) unless they are hashed in batches; the fetch's
+// processor verifies and stores them. Splitting the two keeps the muxer's
+// receive window draining while a block is hashed or written to the store.
 func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progressed bool, _ error) {
 	s, err := f.e.host.NewStream(ctx, p, ProtocolName)
 	if err != nil {
@@ -606,64 +692,18 @@ func (f *fetch) stream(ctx context.Context, p peer.ID, open *openSet) (progresse
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
 
-	work := make(chan received, processQueue)
-	var procErr error // set by the processor before it cancels ctx
-	var procWG sync.WaitGroup
-	procWG.Add(1)
-	go func() {
-		defer procWG.Done()
-		// With the vector hash, blocks wait in batch until it is full or
-		// the reader has nothing more on the way (a flush item).
-		var batch []received
-		process := func() {
-			switch {
-			case len(batch) == 0:
-			case f.batchVerify():
-				verifyBatch(batch)
-			case f.batchPut() && procErr == nil && ctx.Err() == nil:
-				if err := f.putMany(batch); err != nil {
-					procErr = err
-					cancel()
-				}
-			}
-			for _, item := range batch {
-				// Blocks PutMany stored are recorded even after a
-				// failure, so the stats count every block stored.
-				if !item.stored && (procErr != nil || ctx.Err() != nil) {
-					blockPool.Put(item.buf)
-					continue
-				}
-				if err := f.store(p, item); err != nil {
-					if procErr == nil {
-						procErr = err
-						cancel()
-					}
-				} else {
-					open.remove(item.c)
-					progressed = true
-				}
-				blockPool.Put(item.buf)
-			}
-			clear(batch)
-			batch = batch[:0]
-		}
-		for item := range work {
-			if item.buf != nil {
-				batch = append(batch, item)
-			}
-			if item.buf == nil || !f.batching() || len(batch) >= sha256x16.Lanes {
-				process()
-			}
-		}
-		process()
-	}()
-	err = f.read(ctx, p, s, open, work)
-	close(work)
-	procWG.Wait()
-	if procErr != nil {
-		return progressed, procErr
+	run := &streamRun{p: p, cancel: cancel, open: open}
+	err = f.read(ctx, run, s)
+	// Whatever the reader stopped for, the blocks it read are handled
+	// (stored, or dropped if the fetch has ended) before the stream's
+	// open blocks are handed back: a batch holding some of them is
+	// flushed first.
+	f.work <- received{s: run}
+	run.handled.Wait()
+	if run.err != nil {
+		return run.progressed, run.err
 	}
-	return progressed, err
+	return run.progressed, err
 }
 
 // store verifies a received block, stores it (unless PutMany has) and
@@ -710,7 +750,8 @@ func (f *fetch) put(ctx context.Context, c cid.Cid, data []byte, verified bool) 
 }
 
 // read is a stream's reader loop; it returns nil when the fetch is done.
-func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *openSet, work chan<- received) error {
+func (f *fetch) read(ctx context.Context, run *streamRun, s io.ReadWriter) error {
+	p, open := run.p, run.open
 	// The read buffer only needs to hold a header: block bytes are read
 	// straight into their buffer, and a bigger buffer would copy each
 	// block's first bytes twice.
@@ -728,7 +769,7 @@ func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *open
 				// About to wait for work: blocks held for a batch must not
 				// wait with it (the work may be their children).
 				select {
-				case work <- received{}:
+				case f.work <- received{s: run}:
 					unflushed = false
 				case <-ctx.Done():
 					return ctx.Err()
@@ -798,10 +839,12 @@ func (f *fetch) read(ctx context.Context, p peer.ID, s io.ReadWriter, open *open
 			return err
 		}
 		requested = requested[1:]
+		run.handled.Add(1)
 		select {
-		case work <- received{c: want, buf: bp, verified: verified}:
+		case f.work <- received{s: run, c: want, buf: bp, verified: verified}:
 			unflushed = true
 		case <-ctx.Done():
+			run.handled.Done()
 			blockPool.Put(bp)
 			return ctx.Err()
 		}

@@ -268,7 +268,10 @@ func (g gatedStore) Get(ctx context.Context, c cid.Cid) ([]byte, error) {
 func TestDiskStoreLiarDetectedByPut(t *testing.T) {
 	ns := newDiskNodes(t, 3)
 	liar, honest, fetcher := ns[0], ns[1], ns[2]
-	data, root := importRandom(t, 1<<20, liar, honest)
+	// 64 chunks: more than the honest server's streams hold in flight
+	// while it waits (streams x window with the defaults: 16), so the liar
+	// is asked for some.
+	data, root := importRandom(t, 4<<20, liar, honest)
 	lied := make(chan struct{})
 	replace := func(n *diskNode, bs Blockstore) {
 		_ = n.ex.Close()
